@@ -1,0 +1,210 @@
+"""Benchmark of the physics layer: SENSE forward+adjoint and coil calibration, SigPy vs torch.
+
+Times (median of ``--repeats`` runs after one warm-up):
+
+* SENSE ``Aᴴ(A x)`` on a volume (default 16 slices × 16 coils × 320 × 320, complex64):
+  SigPy/NumPy (``sigpy.mri.linop.Sense`` per slice, its only mode) vs
+  :class:`mrirecon.physics.operators.SenseOp` on the CPU (all coils, and ``coil_batch=4``)
+  and on CUDA when present;
+* coil calibration per slice: ESPIRiT (``sigpy.mri.app.EspiritCalib``, calib 24, CPU; CuPy
+  GPU when installed) vs the direct torch method (``direct_maps``, calib 30, batched over the
+  volume, CPU and CUDA).
+
+Usage::
+
+    python benchmarks/bench_physics.py                 # full sizes
+    python benchmarks/bench_physics.py --quick         # 2 slices, 1 repeat: a smoke run
+    python benchmarks/bench_physics.py --out bench_physics.json --threads 1
+
+Prints a rich table and writes the numbers (and the machine) as JSON. SigPy/NumPy runs on
+one thread; on a busy or small machine ``--threads 1`` gives torch the same footing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(fn, repeats: int, device: str = "cpu") -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up run."""
+    fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - tic)
+    return statistics.median(times)
+
+
+def simulate(slices: int, coils: int, n: int, seed: int = 0):
+    """Birdcage maps (Σ|S|² = 1), a Shepp–Logan volume, its k-space and a fastMRI mask (R=4)."""
+    import sigpy as sp
+    import sigpy.mri as mr
+
+    from mrirecon.physics.fft import fft2c
+    from mrirecon.physics.masks import make_mask
+
+    maps = mr.birdcage_maps((coils, n, n)).astype(np.complex64)
+    maps /= np.sqrt((np.abs(maps) ** 2).sum(0))
+    maps = np.ascontiguousarray(np.broadcast_to(maps, (slices, coils, n, n)))
+    image = sp.shepp_logan((n, n)).astype(np.complex64)
+    rng = np.random.default_rng(seed)
+    scale = rng.uniform(0.5, 1.0, size=(slices, 1, 1)).astype(np.float32)
+    kspace = fft2c(maps * (scale * image)[:, None])
+    mask = make_mask("equispaced", (n, n), 4, seed=seed).mask
+    return maps, kspace, mask
+
+
+def bench_sense(maps, mask, repeats: int, devices: list[str]) -> list[dict]:
+    import sigpy.mri as mr
+
+    from mrirecon.physics.operators import SenseOp
+
+    S, C, H, W = maps.shape
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((S, H, W)) + 1j * rng.standard_normal((S, H, W))).astype(np.complex64)
+    rows = []
+
+    ops = [mr.linop.Sense(maps[s], weights=mask) for s in range(S)]
+
+    def sigpy_run():
+        for s in range(S):
+            ops[s].H * (ops[s] * x[s])
+
+    t = timed(sigpy_run, repeats)
+    rows.append(dict(task="SENSE forward+adjoint", impl="sigpy/numpy (per slice)", device="cpu", seconds=t))
+
+    for dev in devices:
+        m, xt = torch.from_numpy(maps).to(dev), torch.from_numpy(x).to(dev)
+        mk = torch.from_numpy(mask).to(dev)
+        for cb in (None, 4):
+            op = SenseOp(m, mk, coil_batch=cb)
+            t = timed(lambda: op.adjoint(op.forward(xt)), repeats, dev)
+            label = "torch SenseOp" + ("" if cb is None else f" (coil_batch={cb})")
+            rows.append(dict(task="SENSE forward+adjoint", impl=label, device=dev, seconds=t))
+        op = SenseOp(m, mk)
+        t = timed(lambda: op.normal(xt), repeats, dev)
+        rows.append(dict(task="SENSE normal (AᴴA)", impl="torch SenseOp.normal", device=dev, seconds=t))
+    for r in rows:
+        r.update(per_slice=r["seconds"] / S, shape=[S, C, H, W])
+    return rows
+
+
+def bench_calibration(kspace, repeats: int, devices: list[str], espirit_slices: int) -> list[dict]:
+    import sigpy as sp
+
+    from mrirecon.physics.coils import direct_maps, espirit_maps
+
+    S, C, H, W = kspace.shape
+    rows = []
+    n_esp = min(espirit_slices, S)
+    t = timed(lambda: espirit_maps(kspace[:n_esp], calib_width=24), max(1, repeats // 2))
+    rows.append(dict(task="coil maps", impl="ESPIRiT (sigpy, calib 24)", device="cpu", seconds=t, slices=n_esp))
+    if sp.config.cupy_enabled and any(d.startswith("cuda") for d in devices):
+        t = timed(lambda: espirit_maps(kspace[:n_esp], calib_width=24, device="cuda"), max(1, repeats // 2), "cuda")
+        impl = "ESPIRiT (sigpy+cupy, calib 24)"
+        rows.append(dict(task="coil maps", impl=impl, device="cuda", seconds=t, slices=n_esp))
+    for dev in devices:
+        k = torch.from_numpy(kspace).to(dev)
+        t = timed(lambda: direct_maps(k, calib_size=30), repeats, dev)
+        rows.append(dict(task="coil maps", impl="direct (torch, calib 30, batched)", device=dev, seconds=t, slices=S))
+    for r in rows:
+        r.update(per_slice=r["seconds"] / r["slices"], shape=[r.pop("slices"), C, H, W])
+    return rows
+
+
+def machine() -> dict:
+    info = dict(
+        python=platform.python_version(),
+        torch=torch.__version__,
+        numpy=np.__version__,
+        cpu=platform.processor() or platform.machine(),
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    )
+    try:
+        import sigpy
+
+        info["sigpy"] = sigpy.__version__
+    except Exception:  # pragma: no cover - sigpy is a dependency
+        pass
+    return info
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="2 slices, 1 repeat, 1 ESPIRiT slice (smoke run)")
+    p.add_argument("--slices", type=int, default=None, help="slices (default 16; 2 with --quick)")
+    p.add_argument("--coils", type=int, default=16)
+    p.add_argument("--size", type=int, default=320, help="H = W")
+    p.add_argument("--repeats", type=int, default=None, help="timed runs per case (default 3; 1 with --quick)")
+    p.add_argument("--espirit-slices", type=int, default=None, help="slices timed for ESPIRiT (default 2; 1 quick)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--cpu-only", action="store_true", help="skip CUDA even when present")
+    p.add_argument("--out", type=Path, default=Path("bench_physics.json"), help="JSON output")
+    a = p.parse_args(argv)
+    slices = a.slices or (2 if a.quick else 16)
+    repeats = a.repeats or (1 if a.quick else 3)
+    esp = a.espirit_slices or (1 if a.quick else 2)
+    for name, v in (("--slices", slices), ("--coils", a.coils), ("--size", a.size), ("--repeats", repeats)):
+        if v < 1:
+            p.error(f"{name} must be >= 1")
+    if a.threads is not None:
+        if a.threads < 1:
+            p.error("--threads must be >= 1")
+        torch.set_num_threads(a.threads)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not a.cpu_only else [])
+
+    maps, kspace, mask = simulate(slices, a.coils, a.size)
+    rows = bench_sense(maps, mask, repeats, devices) + bench_calibration(kspace, repeats, devices, esp)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"mrirecon physics ({slices} slices x {a.coils} coils x {a.size}^2, complex64)")
+    for col in ("task", "implementation", "device", "total (s)", "per slice (ms)", "speed-up"):
+        table.add_column(col, justify="left" if col in ("task", "implementation", "device") else "right")
+    baselines = {r["task"]: r["per_slice"] for r in rows if r["impl"].startswith(("sigpy", "ESPIRiT (sigpy,"))}
+    baselines.setdefault("SENSE normal (AᴴA)", baselines.get("SENSE forward+adjoint"))
+    for r in rows:
+        base = baselines.get(r["task"])
+        r["speedup_vs_sigpy"] = base / r["per_slice"] if base else None
+        table.add_row(
+            r["task"],
+            r["impl"],
+            r["device"],
+            f"{r['seconds']:.3f}",
+            f"{1e3 * r['per_slice']:.1f}",
+            f"{r['speedup_vs_sigpy']:.1f}x" if r["speedup_vs_sigpy"] else "",
+        )
+    Console(width=max(110, Console().width)).print(table)
+    result = dict(
+        config=dict(slices=slices, coils=a.coils, size=a.size, repeats=repeats, espirit_slices=esp, quick=a.quick),
+        machine=machine(),
+        results=rows,
+    )
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

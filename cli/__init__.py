@@ -1,0 +1,1 @@
+"""The ``mrirecon`` command line (installed as the package ``mrirecon.cli``)."""

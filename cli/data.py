@@ -1,0 +1,226 @@
+"""Data commands: ``info`` (inspect a file), ``mask`` (make a sampling mask), ``sens`` (coil maps)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from mrirecon.cli._common import (
+    command,
+    console,
+    examples,
+    existing_file,
+    info,
+    output_path,
+    parse_list,
+    parse_shape,
+    saved,
+)
+from mrirecon.errors import MrireconError, require
+
+# --------------------------------------------------------------------------------------------
+# info
+
+
+def _kv_table(title: str) -> Table:
+    t = Table(title=title, show_header=False, title_justify="left", box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    return t
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list) and len(v) > 8:
+        return f"[{', '.join(map(str, v[:8]))}, ...] ({len(v)} values)"
+    return str(v)
+
+
+def _info_reconstruction(path: Path) -> None:
+    """Show an HDF5 written by mrirecon (``reconstruction`` + extras) or any non-scan HDF5."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        t = _kv_table(f"{path.name}: reconstruction file")
+        for name, ds in f.items():
+            if hasattr(ds, "shape"):
+                t.add_row(name, f"{ds.dtype} {tuple(ds.shape)}")
+        for k, v in f.attrs.items():
+            t.add_row(f"attr {k}", _fmt(v.decode() if isinstance(v, bytes) else np.asarray(v).tolist()))
+    console.print(t)
+
+
+@command(
+    "info",
+    epilog=examples("mrirecon info file_brain_AXT1POST_200_6002026.h5", "mrirecon info results/recon.h5"),
+)
+def info_cmd(
+    file: Path = typer.Argument(..., help="fastMRI .h5 file (raw data, or a reconstruction written by mrirecon)."),
+) -> None:
+    """Show a fastMRI file: k-space shape, coils, acquisition, header geometry, mask, reference."""
+    import h5py
+
+    from mrirecon.cli.recon import detect_mask
+    from mrirecon.data.fastmri import open_scan
+
+    existing_file(file, "FILE")
+    try:
+        scan = open_scan(file)
+    except MrireconError:
+        if h5py.is_hdf5(file):
+            with h5py.File(file, "r") as f:
+                is_recon = "reconstruction" in f
+            if is_recon:
+                _info_reconstruction(file)
+                return
+        raise
+    S, C, H, W = scan.kspace_shape
+    t = _kv_table(f"{file.name}")
+    t.add_row("kind", "multi-coil" if scan.multicoil else "single-coil")
+    t.add_row("kspace", f"{S} slices x {C} coils x {H} readout x {W} phase-encode (complex64)")
+    t.add_row("image size", f"{scan.recon_size[0]} x {scan.recon_size[1]} (after removing readout oversampling)")
+    t.add_row(
+        "reference",
+        f"{scan.reference_key} {scan.reference_shape}" if scan.reference_key else "none (test/challenge file)",
+    )
+    # prospective undersampling: the file's mask dataset, or columns of exact zeros
+    detected = detect_mask(scan)
+    if detected is None:
+        t.add_row("sampling", "fully sampled (retrospective masks apply)")
+    else:
+        n = int(detected.sum())
+        source = "mask dataset" if scan.mask is not None else "non-zero columns"
+        t.add_row("sampling", f"undersampled ({source}: {n}/{W} phase-encode lines, R = {W / max(n, 1):.2f})")
+    if scan.header is not None:
+        hd = scan.header
+        t.add_row("encoded matrix", " x ".join(map(str, hd.encoded_size)))
+        t.add_row("recon matrix", " x ".join(map(str, hd.recon_size)))
+        if hd.recon_fov_mm:
+            t.add_row("recon FOV (mm)", " x ".join(f"{v:g}" for v in hd.recon_fov_mm))
+        t.add_row(
+            "phase-encode limits",
+            f"min {hd.kspace_encoding_step_1[0]}, max {hd.kspace_encoding_step_1[1]}, "
+            f"center {hd.kspace_encoding_step_1[2]} (acquired columns {hd.padding_left}..{hd.padding_right - 1})",
+        )
+        if hd.receiver_channels is not None:
+            t.add_row("receiver channels", str(hd.receiver_channels))
+    else:
+        t.add_row("header", "none (no ismrmrd_header dataset)")
+    for k in sorted(scan.attrs):
+        t.add_row(f"attr {k}", _fmt(scan.attrs[k]))
+    console.print(t)
+
+
+# --------------------------------------------------------------------------------------------
+# mask
+
+
+@command(
+    "mask",
+    epilog=examples(
+        "mrirecon mask equispaced --shape 320x320 --acceleration 4 -o mask.npy --png mask.png",
+        "mrirecon mask random --shape 640x368 -R 8 --center-fraction 0.04 --seed 1 -o mask.npy",
+        "mrirecon mask poisson --shape 320x320 -R 8 --png poisson.png",
+    ),
+)
+def mask_cmd(
+    kind: str = typer.Argument(..., help="Mask kind: random, equispaced, poisson or gaussian."),
+    shape: str = typer.Option("320x320", "--shape", help="Mask size HxW (H = readout, W = phase encode)."),
+    acceleration: float = typer.Option(4.0, "--acceleration", "-R", help="Nominal acceleration R."),
+    center_fraction: float = typer.Option(
+        None, "--center-fraction", help="Fraction of fully sampled central lines (default: per kind, fastMRI's)."
+    ),
+    acs_lines: int = typer.Option(None, "--acs-lines", help="Number of central lines instead of a fraction."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (equal seeds give equal masks)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write the (H, W) float32 mask as .npy."),
+    png: Path = typer.Option(None, "--png", help="Write a picture of the mask."),
+) -> None:
+    """Make a k-space sampling mask and report its effective acceleration."""
+    from mrirecon.physics.masks import make_mask
+
+    hw = parse_shape(shape)
+    if out is not None:
+        output_path(out, (".npy",), "--out")
+    if png is not None:
+        output_path(png, (".png",), "--png")
+    m = make_mask(kind, hw, acceleration, seed=seed, center_fraction=center_fraction, acs_lines=acs_lines)
+    arr = np.asarray(m.mask, dtype=np.float32)
+    t = _kv_table(f"{kind} mask")
+    t.add_row("shape", f"{arr.shape[0]} x {arr.shape[1]}")
+    t.add_row("nominal R", f"{acceleration:g}")
+    t.add_row("effective R", f"{m.acceleration:.3f} ({arr.sum() / arr.size:.1%} of k-space sampled)")
+    if np.all(arr == arr[:1]):
+        t.add_row("sampled lines", f"{int(arr[0].sum())} of {arr.shape[1]} phase-encode lines")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, arr)
+        saved(out)
+        t.add_row("written", str(out))
+    if png is not None:
+        from mrirecon.viz import save_mask
+
+        save_mask(png, arr, title=f"{kind}, R={acceleration:g} (effective {m.acceleration:.2f})")
+        saved(png)
+        t.add_row("figure", str(png))
+    console.print(t)
+
+
+# --------------------------------------------------------------------------------------------
+# sens
+
+
+@command(
+    "sens",
+    epilog=examples(
+        "mrirecon sens scan.h5 -o maps.h5",
+        "mrirecon sens scan.h5 -o maps.h5 --method direct --slices 4,5,6 --png maps.png",
+    ),
+)
+def sens_cmd(
+    input: Path = typer.Argument(..., help="fastMRI .h5 file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .h5 (dataset 'sens_maps') or .npy."),
+    method: str = typer.Option("espirit", "--method", help="espirit (SigPy ESPIRiT) or direct (low-resolution)."),
+    slices: str = typer.Option("all", "--slices", help="Slices: all, I, I,J,K, A:B or center:N."),
+    png: Path = typer.Option(None, "--png", help="Picture of the maps' magnitude (middle slice)."),
+) -> None:
+    """Estimate coil sensitivity maps (S, C, H, W) from a file's k-space (its calibration lines)."""
+    from mrirecon.cli.recon import detect_mask
+    from mrirecon.data.fastmri import open_scan, write_reconstruction
+    from mrirecon.evaluation import parse_slices
+    from mrirecon.physics.coils import estimate_sens, rss
+    from mrirecon.physics.fft import center_crop, fft2c, ifft2c
+
+    existing_file(input)
+    output_path(out, (".h5", ".npy"), "--out")
+    if png is not None:
+        output_path(png, (".png",), "--png")
+    scan = open_scan(input)
+    idx = parse_slices(slices, scan.num_slices)
+    kspace = scan.load_kspace(idx)
+    # remove the readout oversampling in the image domain, as reconstruction does
+    kspace = fft2c(center_crop(ifft2c(kspace), (scan.recon_size[0], kspace.shape[-1])))
+    mask = detect_mask(scan)  # None for fully sampled data: calibrate on the whole centre
+    info(f"Estimating {method} maps for {len(idx)} slices of {input.name} ...")
+    maps = np.asarray(estimate_sens(kspace, mask=mask, method=method))
+    if out.suffix.lower() == ".npy":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, maps.astype(np.complex64))
+    else:
+        write_reconstruction(
+            out,
+            rss(maps),
+            attrs={"method": method, "source": str(input), "slices": ",".join(map(str, idx))},
+            extra={"sens_maps": maps.astype(np.complex64)},
+        )
+    saved(out)
+    if png is not None:
+        from mrirecon.viz import save_strip
+
+        mid = maps[maps.shape[0] // 2]
+        save_strip(png, np.abs(mid), title=f"|sensitivity| per coil, slice {idx[len(idx) // 2]}")
+        saved(png)
+    console.print(f"Wrote {out}: sens_maps {tuple(maps.shape)} complex64 ({method}).")

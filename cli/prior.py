@@ -1,0 +1,168 @@
+"""Prior commands: ``priors`` (registry), ``train`` (fit a prior), ``sample`` (generate slices)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from mrirecon.cli._common import check_device, command, console, examples, info, output_path, saved
+
+
+def _size(nbytes) -> str:
+    if nbytes is None:
+        return "-"
+    n = float(nbytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+@command("priors", epilog=examples("mrirecon priors"))
+def priors_cmd() -> None:
+    """List the registered priors (name, kind, parameters, file size, origin)."""
+    from mrirecon.prior import list_priors
+
+    t = Table(title="Registered priors (use with --prior NAME; or --prior CONFIG.yaml:WEIGHTS.pt)")
+    for h in ("name", "kind", "parameters", "size", "origin"):
+        t.add_column(h, justify="right" if h in ("parameters", "size") else "left")
+    for p in list_priors():
+        params = getattr(p, "params", None)
+        t.add_row(
+            p.name,
+            p.kind,
+            f"{params:,}" if isinstance(params, int) else str(params or "-"),
+            _size(getattr(p, "size", None)),
+            str(getattr(p, "origin", "")),
+        )
+    console.print(t)
+
+
+@command(
+    "train",
+    epilog=examples(
+        "mrirecon train --config aid_small.yaml --data mni:64 -o runs/aid --steps 2000",
+        "mrirecon train --config aid_small.yaml --data data/multicoil_train -o runs/aid --steps 20000 --device cuda",
+        "mrirecon train --config aid_small.yaml --data data/ -o runs/aid --steps 40000 --resume",
+        "torchrun --nproc-per-node 4 -m mrirecon.cli train --config aid.yaml --data data/ -o runs/aid --steps 100000 "
+        "--device cuda",
+    ),
+)
+def train_cmd(
+    config: Path = typer.Option(..., "--config", help="Prior config YAML (official AID keys; seq_length set = AID)."),
+    data: str = typer.Option(
+        ..., "--data", help="Folder of fastMRI .h5 / .nii(.gz) / .npy volumes, or mni[:COUNT] (built-in phantoms)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, model.pt + model.yaml, loss log."),
+    steps: int = typer.Option(..., "--steps", help="Total optimiser steps (a resumed run continues up to it)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Examples per process per micro-batch."),
+    lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate (AdamW)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, data order, noise."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run saved in --out."),
+    warmup_steps: int = typer.Option(0, "--warmup-steps", help="Linear learning-rate warm-up."),
+    lr_schedule: str = typer.Option("constant", "--lr-schedule", help="constant or cosine."),
+    grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimiser step."),
+    ema_decay: float = typer.Option(0.999, "--ema-decay", help="EMA of the weights (the shipped weights)."),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Steps between checkpoints."),
+    log_every: int = typer.Option(10, "--log-every", help="Steps between loss-log rows."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda (cuda:LOCAL_RANK under torchrun) or cuda:N."),
+    threads: int = typer.Option(None, "--threads", help="CPU threads (torch.set_num_threads)."),
+) -> None:
+    """Train an AID (Causal-UNet) or UNet prior; resumable, data-parallel under torchrun.
+
+    The result, OUT/model.pt + OUT/model.yaml, is used with --prior OUT/model.yaml:OUT/model.pt.
+    """
+    from mrirecon.cli._common import existing_file
+    from mrirecon.prior.train import train
+
+    existing_file(config, "--config")
+    check_device(device)
+    res = train(
+        config,
+        data,
+        out,
+        steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        resume=resume,
+        warmup_steps=warmup_steps,
+        lr_schedule=lr_schedule,
+        grad_accum=grad_accum,
+        ema_decay=ema_decay,
+        checkpoint_every=checkpoint_every,
+        log_every=log_every,
+        device=device,
+        num_threads=threads,
+    )
+    from mrirecon.distributed import context_from_env
+
+    if context_from_env().is_main:
+        saved(res.model_path)
+        loss = "-" if res.last_loss is None else f"{res.last_loss:.4g}"
+        console.print(
+            f"Trained {res.num_params:,} parameters to step {res.step} in {res.elapsed_s:.0f} s (last loss {loss})."
+        )
+        console.print(f"Use it with: --prior {res.config_path}:{res.model_path}")
+
+
+@command(
+    "sample",
+    epilog=examples(
+        "mrirecon sample --prior default -n 8 -o frames.h5 --png strip.png",
+        "mrirecon sample --prior default -n 16 --steps 100 --eta 1 --seed 3 -o frames.h5 --device cuda",
+    ),
+)
+def sample_cmd(
+    prior: str = typer.Option("default", "--prior", help="Registry name or CONFIG.yaml:WEIGHTS.pt."),
+    n: int = typer.Option(8, "-n", "--frames", help="Number of consecutive slices to generate."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output .h5 (dataset 'reconstruction' = magnitude, 'frames')."),
+    png: Path = typer.Option(None, "--png", help="Picture of the frames side by side."),
+    steps: int = typer.Option(50, "--steps", help="DDIM steps per frame."),
+    eta: float = typer.Option(0.0, "--eta", help="DDIM eta in [0, 1] (0: deterministic given the seed)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initial noise."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+) -> None:
+    """Generate a sequence of adjacent slices from a prior alone (no data).
+
+    An AID prior generates each slice conditioned on the ones before it, so the frames form a
+    plausible volume; a UNet prior generates independent slices.
+    """
+    from mrirecon.cli._common import fail
+    from mrirecon.evaluation import resolve_prior
+    from mrirecon.data.fastmri import write_reconstruction
+    from mrirecon.physics.fft import channels_to_complex
+    from mrirecon.recon import generate_sequence
+
+    if out is None and png is None:
+        fail("give --out FRAMES.h5 and/or --png STRIP.png")
+    if out is not None:
+        output_path(out, (".h5",), "--out")
+    if png is not None:
+        output_path(png, (".png",), "--png")
+    device = check_device(device)
+    p = resolve_prior(prior, device)
+    if isinstance(p, str):
+        fail(f"--prior {prior} is a classical method; sample needs a learned prior (see mrirecon priors)")
+    info(f"Generating {n} frames with {prior} ({p.kind}), {steps} steps ...")
+    frames = np.asarray(generate_sequence(p, n, steps=steps, eta=eta, seed=seed, progress=True))
+    images = channels_to_complex(frames) if frames.shape[1] == 2 else frames[:, 0]
+    if out is not None:
+        write_reconstruction(
+            out,
+            images,
+            attrs={"prior": prior, "steps": steps, "eta": eta, "seed": seed, "kind": p.kind},
+            extra={"frames": frames.astype(np.float32)},
+        )
+        saved(out)
+        console.print(f"Wrote {out}: frames {tuple(frames.shape)} (N, C, H, W) in [-1, 1].")
+    if png is not None:
+        from mrirecon.viz import save_strip
+
+        save_strip(png, images, title=f"{prior}: {n} generated slices ({steps} steps, seed {seed})")
+        saved(png)
+        console.print(f"Wrote {png}.")

@@ -1,0 +1,175 @@
+"""Prospective generation of an image sequence from a prior alone (``mrirecon sample``).
+
+Each new frame is sampled with DDIM (η ∈ [0, 1]) conditioned on a sliding window of the
+``seq_length`` frames before it, exactly the window bookkeeping of the posterior sampler
+(:mod:`mrirecon.recon.sampler`) without data consistency:
+
+* **warm start**: the last ``seq_length`` given frames fill the window; frame ``n`` is
+  conditioned on window position ``count - 1``, which holds the frame just before it; once
+  full, the window slides (drop the oldest, append the newest).
+* **cold start** (no frames given): the first frame is conditioned on a zero frame at position
+  0 (the AID network has no unconditional mode); from then on the window holds generated
+  frames and frame ``n`` reads the position of frame ``n-1``. The reference's ``sample.py``
+  instead writes frame ``i-1`` to position ``i-1`` but reads position ``i``, still zero, so
+  every cold-start frame there is conditioned on a zero frame (aid-reference.md §3); the
+  reference's MRI code is consistent, and so is this.
+
+x̂0 is clipped to [-1, 1] by default (the training range, as guided-diffusion does when
+sampling), and the DDIM direction then uses the ε implied by the clipped x̂0. A UNet prior
+generates independent frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mrirecon.errors import require
+from mrirecon.recon.sampler import ATTENTION_MODES, _Progress, slice_seed
+from mrirecon.recon.steps import DDIMUpdate, StepSchedule, predict_x0
+
+__all__ = ["generate_sequence"]
+
+
+def generate_sequence(
+    prior,
+    n_frames: int,
+    *,
+    warm_start=None,
+    steps: int = 50,
+    eta: float = 0.0,
+    seed: int = 0,
+    attention: str = "reference",
+    device: str | None = None,
+    temperature: float = 1.0,
+    clip: bool = True,
+    image_size: int | tuple[int, int] | None = None,
+    precision: str | None = None,
+    progress: bool = False,
+):
+    """Generate ``n_frames`` consecutive frames (slices) with the prior.
+
+    Parameters
+    ----------
+    prior : Prior
+        An AID prior (``kind="aid"``; a UNet prior gives independent frames).
+    n_frames : int
+        Frames to generate (the warm-start frames are not included in the output).
+    warm_start : array (T0, C, H, W) float, optional
+        Known frames in the prior's range [-1, 1], oldest first (numpy or torch); None =
+        cold start.
+    steps : int
+        DDIM steps per frame (timesteps ``floor(i·1000/steps)``).
+    eta : float
+        DDIM η ∈ [0, 1]; 0 is deterministic given the initial noise.
+    seed : int
+        Frame ``n`` draws from a generator seeded from ``(seed, n)``.
+    attention : {"reference", "full"}
+        Window semantics (previous frame only, or the causal prefix).
+    device : str, optional
+        Must match the prior's device (default: the prior's).
+    temperature : float
+        τ on the injected noise (η > 0).
+    clip : bool
+        Clip x̂0 to [-1, 1] at every step.
+    image_size : int or (H, W), optional
+        Frame size for a cold start (default: the prior's ``image_size``); with a warm start
+        the frames' size is used.
+    precision : {"fp32", "bf16", "tf32"}, optional
+        Network precision (default: the prior's own).
+    progress : bool
+        Rich progress bars.
+
+    Returns
+    -------
+    frames : (n_frames, C, H, W) float32
+        numpy when ``warm_start`` is numpy, else a torch tensor on the CPU.
+    """
+    from mrirecon.recon.sampler import network_multiple, with_precision
+
+    kind = getattr(prior, "kind", None)
+    require(kind in ("aid", "unet"), f"prior must be a loaded AID or UNet prior, got {type(prior).__name__}")
+    require(
+        isinstance(n_frames, (int, np.integer)) and not isinstance(n_frames, bool) and n_frames >= 1,
+        f"n_frames must be an integer >= 1, got {n_frames!r}",
+    )
+    require(attention in ATTENTION_MODES, f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
+    dev = torch.device(prior.device)
+    if device is not None:
+        require(torch.device(device) == dev, f"device={device!r} but the prior is on {dev}")
+    C = int(prior.in_channels)
+    like_numpy = isinstance(warm_start, np.ndarray)
+
+    frames0 = None
+    if warm_start is not None:
+        require(
+            isinstance(warm_start, (np.ndarray, torch.Tensor)),
+            f"warm_start must be a numpy array or torch tensor, got {type(warm_start).__name__}",
+        )
+        w = torch.as_tensor(np.asarray(warm_start)) if like_numpy else warm_start.detach()
+        require(
+            w.ndim == 4 and w.shape[1] == C and w.shape[0] >= 1 and not w.is_complex(),
+            f"warm_start must be real frames (T0, {C}, H, W) in [-1, 1], got shape {tuple(w.shape)}",
+        )
+        require(bool(torch.isfinite(w).all()), "warm_start contains NaN or Inf values")
+        frames0 = w.to(dev, torch.float32)
+        H, W = int(w.shape[-2]), int(w.shape[-1])
+    else:
+        size = prior.image_size if image_size is None else image_size
+        H, W = (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
+    mult = network_multiple(prior)
+    require(
+        H % mult == 0 and W % mult == 0 and H > 0 and W > 0,
+        f"frame size ({H}, {W}) must be a positive multiple of the network's downsampling factor {mult}",
+    )
+
+    table = np.asarray(prior.schedule.alphas_cumprod, dtype=np.float64)
+    sched = StepSchedule.from_alphas_cumprod(table, prior.schedule.respace(steps))
+    rule = DDIMUpdate(eta, temperature)
+    prior = with_precision(prior, precision)
+
+    T = int(getattr(prior, "seq_length", 1) or 1)
+    window = torch.zeros((1, T, C, H, W), device=dev)
+    count = 0
+
+    def push(frame: torch.Tensor) -> None:
+        nonlocal window, count
+        if count < T:
+            window[:, count] = frame
+            count += 1
+        else:
+            window = torch.cat((window[:, 1:], frame[None, None]), dim=1)
+
+    if frames0 is not None and kind == "aid":
+        for f in frames0[-T:]:
+            push(f)
+
+    out = torch.empty((n_frames, C, H, W), dtype=torch.float32, device=dev)
+    with torch.inference_mode(), _Progress(progress, n_frames, len(sched), f"generate ({kind})") as bar:
+        for n in range(n_frames):
+            bar.start_slice(f"frame {n}")
+            g = torch.Generator(device=dev)
+            g.manual_seed(slice_seed(seed, n))
+            x = torch.randn((1, C, H, W), generator=g, device=dev)
+            position = max(count - 1, 0)
+            for i in range(len(sched)):
+                a, an = float(sched.abar[i]), float(sched.abar_next[i])
+                t = torch.full((1,), int(sched.timesteps[i]), dtype=torch.long, device=dev)
+                if kind == "aid":
+                    raw = prior.predict_next(window, x[:, None], t, position, attention=attention)[:, 0]
+                else:
+                    raw = prior.predict(x, t)
+                eps = raw[:, :C].float()
+                x0 = predict_x0(x, eps, a)
+                if clip:
+                    x0 = x0.clamp(-1.0, 1.0)
+                    eps = (x - a**0.5 * x0) / (1.0 - a) ** 0.5
+                noise = torch.randn(x.shape, generator=g, device=dev) if rule.needs_noise(a, an) else None
+                x = rule(x, eps, x0, a, an, noise)
+                bar.step()
+            out[n] = x[0]
+            if kind == "aid":
+                push(x[0])
+            bar.end_slices()
+    out = out.cpu()
+    return out.numpy() if like_numpy else out

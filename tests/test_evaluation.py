@@ -1,0 +1,388 @@
+"""Batch evaluation machinery: resumable CSV, sharding/merging across ranks, grid, summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch.multiprocessing as mp
+
+from mrirecon.distributed import (
+    barrier,
+    context_from_env,
+    distributed_session,
+    gather_objects,
+    resolve_device,
+    shard,
+)
+from mrirecon.errors import MrireconError
+from mrirecon.evaluation import (
+    COLUMNS,
+    ResultsTable,
+    WorkItem,
+    make_grid,
+    mask_seed,
+    merge_tables,
+    parse_slices,
+    part_files,
+    part_path,
+    summarize,
+    summary_markdown,
+)
+
+
+def _row(item: WorkItem, psnr: float = 30.0) -> dict:
+    return {
+        "file": item.file,
+        "mask": item.mask,
+        "acceleration": item.acceleration,
+        "method": item.method,
+        "effective_acceleration": item.acceleration * 0.9,
+        "mask_seed": mask_seed(item.file),
+        "slices": "0:2",
+        "n_slices": 2,
+        "psnr": psnr,
+        "ssim": 0.9,
+        "nmse": 0.01,
+        "nrmse": 0.1,
+        "normalization": "lstsq",
+        "scale": 1.0,
+        "seconds": 0.5,
+        "device": "cpu",
+        "per_slice": json.dumps({"slice": [0, 1], "psnr": [psnr, psnr], "ssim": [0.9, 0.9],
+                                 "nmse": [0.01, 0.01], "nrmse": [0.1, 0.1]}),
+    }
+
+
+GRID = make_grid(["a.h5", "b.h5", "c.h5"], ["random", "equispaced"], [4, 8], ["zero-filled", "aid"])
+
+
+# --------------------------------------------------------------------------------------------
+# ResultsTable
+
+
+def test_table_roundtrip_types_and_keys(tmp_path):
+    t = ResultsTable(tmp_path / "m.csv")
+    for it in GRID[:3]:
+        t.append(_row(it, psnr=31.25))
+    rows = ResultsTable(tmp_path / "m.csv").rows()
+    assert [r["method"] for r in rows] == [it.method for it in GRID[:3]]
+    assert rows[0]["psnr"] == 31.25 and isinstance(rows[0]["n_slices"], int)
+    assert ResultsTable(tmp_path / "m.csv").keys() == {it.key for it in GRID[:3]}
+    # exactly one header line
+    assert (tmp_path / "m.csv").read_text().count("file,mask,") == 1
+
+
+def test_table_float_precision_roundtrips(tmp_path):
+    t = ResultsTable(tmp_path / "m.csv")
+    row = _row(GRID[0], psnr=1 / 3)
+    t.append(row)
+    assert t.rows()[0]["psnr"] == 1 / 3
+
+
+def test_torn_last_line_is_ignored_then_cut(tmp_path):
+    path = tmp_path / "m.csv"
+    t = ResultsTable(path)
+    t.append(_row(GRID[0]))
+    t.append(_row(GRID[1]))
+    full = path.read_bytes()
+    # the process died inside the write of the third row
+    third = ResultsTable(tmp_path / "x.csv")
+    third.append(_row(GRID[2]))
+    line = (tmp_path / "x.csv").read_bytes().split(b"\n")[1]
+    path.write_bytes(full + line[: len(line) // 2])
+    t2 = ResultsTable(path)
+    assert t2.keys() == {GRID[0].key, GRID[1].key}
+    t2.append(_row(GRID[3]))
+    text = path.read_text()
+    assert text.endswith("\n") and len(text.splitlines()) == 4  # header + 3 rows, torn bytes gone
+    assert ResultsTable(path).keys() == {GRID[0].key, GRID[1].key, GRID[3].key}
+
+
+def test_torn_header_is_recovered(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_bytes(b"file,mask,accel")  # died while writing the very first line
+    t = ResultsTable(path)
+    assert t.rows() == []
+    t.append(_row(GRID[0]))
+    assert ResultsTable(path).keys() == {GRID[0].key}
+
+
+def test_foreign_header_is_refused(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(MrireconError, match="has columns"):
+        ResultsTable(path).rows()
+    with pytest.raises(MrireconError, match="new output folder"):
+        ResultsTable(path).append(_row(GRID[0]))
+
+
+def test_row_missing_columns_is_refused(tmp_path):
+    row = _row(GRID[0])
+    del row["ssim"]
+    with pytest.raises(MrireconError, match="ssim"):
+        ResultsTable(tmp_path / "m.csv").append(row)
+
+
+# --------------------------------------------------------------------------------------------
+# sharding and merging
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 5])
+@pytest.mark.parametrize("grouped", [False, True])
+def test_shard_partitions_work(world, grouped):
+    key = (lambda it: it.file) if grouped else None
+    shards = [shard(GRID, r, world, key=key) for r in range(world)]
+    flat = [it for s in shards for it in s]
+    assert sorted(flat) == sorted(GRID) and len(flat) == len(GRID)
+    for s in shards:  # order is preserved within a shard
+        assert s == [it for it in GRID if it in s]
+    if grouped:  # a file never spans ranks
+        owners = {}
+        for r, s in enumerate(shards):
+            for it in s:
+                assert owners.setdefault(it.file, r) == r
+    else:
+        sizes = [len(s) for s in shards]
+        assert max(sizes) - min(sizes) <= 1
+
+
+def test_shard_rejects_bad_rank():
+    with pytest.raises(MrireconError, match="rank"):
+        shard(GRID, 2, 2)
+
+
+def test_merge_dedups_sorts_and_removes_parts(tmp_path):
+    main = tmp_path / "metrics.csv"
+    ResultsTable(main).append(_row(GRID[5], psnr=1.0))
+    # two ranks of a killed run, one of which duplicates a row of the main file
+    ResultsTable(part_path(main, 0)).append(_row(GRID[3]))
+    ResultsTable(part_path(main, 0)).append(_row(GRID[0]))
+    ResultsTable(part_path(main, 1)).append(_row(GRID[5], psnr=2.0))
+    ResultsTable(part_path(main, 1)).append(_row(GRID[1]))
+    parts = part_files(main)
+    assert [p.name for p in parts] == ["metrics.rank0.csv", "metrics.rank1.csv"]
+    rows = merge_tables(main, parts, order=GRID)
+    assert [(r["file"], r["method"], r["acceleration"]) for r in rows] == [
+        (GRID[i].file, GRID[i].method, GRID[i].acceleration) for i in (0, 1, 3, 5)
+    ]
+    assert next(r for r in rows if (r["file"], r["mask"], r["method"]) == GRID[5].key[:2] + (GRID[5].method,))[
+        "psnr"
+    ] == 1.0  # the main file's copy wins
+    assert part_files(main) == []
+    assert ResultsTable(main).rows() == rows
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+# --------------------------------------------------------------------------------------------
+# grid helpers
+
+
+def test_mask_seed_is_stable_and_per_file():
+    assert mask_seed("file_brain_AXT1_1.h5") == mask_seed("/other/dir/file_brain_AXT1_1.h5")
+    assert mask_seed("a.h5") != mask_seed("b.h5")
+    assert mask_seed("a.h5", 1) == (mask_seed("a.h5", 0) + 1) % 2**31
+    # CRC-32 (IEEE 802.3) of b"a.h5", computed with a bitwise reference implementation:
+    # the masks of a results folder must not change between Python or mrirecon versions
+    assert mask_seed("a.h5") == 1805254940
+
+
+@pytest.mark.parametrize(
+    "spec,expected",
+    [(None, [0, 1, 2, 3, 4]), ("all", [0, 1, 2, 3, 4]), ("2", [2]), ("3,1", [1, 3]),
+     ("1:3", [1, 2]), ("-2:", [3, 4]), ("center:3", [1, 2, 3]), ("center:9", [0, 1, 2, 3, 4])],
+)
+def test_parse_slices(spec, expected):
+    assert parse_slices(spec, 5) == expected
+
+
+@pytest.mark.parametrize("spec", ["7", "x", "4:2", "center:0", "1,,"])
+def test_parse_slices_rejects(spec):
+    with pytest.raises(MrireconError, match="--slices"):
+        parse_slices(spec, 5)
+
+
+def test_summary_mean_std_and_markdown():
+    rows = [_row(WorkItem(f, "random", 4.0, "aid"), psnr=p) for f, p in (("a", 30.0), ("b", 32.0))]
+    rows.append(_row(WorkItem("a", "random", 8.0, "aid"), psnr=25.0))
+    s = summarize(rows)
+    assert [(r.acceleration, r.n) for r in s] == [(4.0, 2), (8.0, 1)]
+    assert s[0].psnr == pytest.approx(31.0) and s[0].psnr_std == pytest.approx(np.sqrt(2.0))
+    assert s[1].psnr_std == 0.0
+    md = summary_markdown(s, title="t")
+    assert "| random | 4 | 3.60 | aid | 2 | 31.00 ± 1.41 |" in md
+
+
+# --------------------------------------------------------------------------------------------
+# distributed helpers
+
+
+def test_single_process_defaults(monkeypatch):
+    for v in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(v, raising=False)
+    with distributed_session("cpu") as ctx:
+        assert (ctx.rank, ctx.world_size, ctx.is_main, ctx.distributed) == (0, 1, True, False)
+        assert gather_objects({"x": 1}) == [{"x": 1}]
+        barrier()
+
+
+def test_env_is_validated(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "5")
+    with pytest.raises(MrireconError, match="RANK"):
+        context_from_env()
+
+
+def test_resolve_device():
+    assert str(resolve_device("cpu")) == "cpu"
+    with pytest.raises(MrireconError, match="--device"):
+        resolve_device("tpu")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-GPU message")
+def test_resolve_device_without_gpu():
+    with pytest.raises(MrireconError, match="no CUDA GPU"):
+        resolve_device("cuda")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )
+    main = Path(out) / "metrics.csv"
+    with distributed_session("cpu") as ctx:
+        assert ctx.backend == "gloo" and ctx.world_size == world
+        mine = shard(GRID, ctx.rank, ctx.world_size, key=lambda it: it.file)
+        table = ResultsTable(part_path(main, ctx.rank))
+        for it in mine:
+            table.append(_row(it, psnr=float(ctx.rank)))
+        counts = gather_objects(len(mine))
+        barrier()
+        if ctx.is_main:
+            rows = merge_tables(main, part_files(main), order=GRID)
+            (Path(out) / "counts.json").write_text(json.dumps({"counts": counts, "rows": len(rows)}))
+        barrier()
+
+
+def test_two_gloo_ranks_shard_and_merge(tmp_path):
+    """Real 2-process gloo job: disjoint shards, per-rank part files, rank-0 merge."""
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    result = json.loads((tmp_path / "counts.json").read_text())
+    assert sum(result["counts"]) == len(GRID) and result["rows"] == len(GRID)
+    rows = ResultsTable(tmp_path / "metrics.csv").rows()
+    assert [(r["file"], r["mask"], r["acceleration"], r["method"]) for r in rows] == [
+        (it.file, it.mask, it.acceleration, it.method) for it in GRID
+    ]
+    # files a.h5 and c.h5 went to rank 0, b.h5 to rank 1 (groups dealt round-robin)
+    assert {r["file"]: r["psnr"] for r in rows} == {"a.h5": 0.0, "b.h5": 1.0, "c.h5": 0.0}
+    assert part_files(tmp_path / "metrics.csv") == []
+
+
+# --------------------------------------------------------------------------------------------
+# run_evaluation end to end (classical methods on simulated files)
+
+
+def _data(folder: Path, n: int = 2) -> Path:
+    from mrirecon.data.simulate import phantom_volume, simulate_scan, write_simulated
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        sim = simulate_scan(phantom_volume(3, 48, 48, seed=i), coils=4, snr_db=30, seed=i)
+        write_simulated(folder / f"vol{i}.h5", sim)
+    return folder
+
+
+def _config(data: Path, out: Path, **kw):
+    from mrirecon.evaluation import EvalConfig
+
+    base = dict(
+        data_dir=str(data), out_dir=str(out), masks=("random", "equispaced"), accelerations=(3.0, 4.0),
+        methods=("zero-filled",), sens="direct", center_fraction=0.1, plots=False,
+    )  # fmt: skip
+    base.update(kw)
+    return EvalConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def sim_dir(tmp_path_factory) -> Path:
+    return _data(tmp_path_factory.mktemp("sim"))
+
+
+def _comparable(rows):
+    """Rows without the fields that legitimately differ between runs (timing, device)."""
+    return [{k: v for k, v in r.items() if k not in ("seconds", "device")} for r in rows]
+
+
+def test_run_evaluation_interrupt_then_resume(sim_dir, tmp_path):
+    from mrirecon.evaluation import run_evaluation
+
+    out = tmp_path / "res"
+    seen = []
+
+    def stop_after_three(event, info):
+        if event == "row":
+            seen.append(info)
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_evaluation(_config(sim_dir, out), progress=stop_after_three)
+    first = ResultsTable(out / "metrics.csv").rows()
+    assert first == seen  # every reported row is on disk, nothing more
+    events = []
+    report = run_evaluation(_config(sim_dir, out), progress=lambda e, i: events.append((e, i)))
+    start = next(i for e, i in events if e == "start")
+    assert start == {"total": 8, "todo": 5, "rank": 0, "world_size": 1}
+    assert report.done == 5 and report.skipped == 3 and len(report.rows) == 8
+    assert report.rows[:3] == first  # resumed rows kept bit for bit, grid order
+    # the masks depend on the file name and seed only: a fresh run gives the same numbers
+    fresh = run_evaluation(_config(sim_dir, tmp_path / "fresh"))
+    assert _comparable(fresh.rows) == _comparable(report.rows)
+    assert (out / "summary.md").exists() and (out / "metrics_per_slice.csv").exists()
+
+
+def test_run_evaluation_rejects_test_files(tmp_path):
+    from mrirecon.data.fastmri import write_fastmri_scan
+    from mrirecon.evaluation import run_evaluation
+
+    d = tmp_path / "data"
+    d.mkdir()
+    write_fastmri_scan(d / "test.h5", np.ones((2, 2, 16, 16), np.complex64))  # no reference
+    with pytest.raises(MrireconError, match="no reference image"):
+        run_evaluation(_config(d, tmp_path / "res"))
+
+
+def _eval_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
+    from mrirecon.evaluation import run_evaluation
+
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1",
+    )  # fmt: skip
+    report = run_evaluation(_config(Path(data), Path(out)))
+    (Path(out) / f"report{rank}.json").write_text(json.dumps({"done": report.done, "rows": len(report.rows)}))
+
+
+def test_run_evaluation_on_two_gloo_ranks_matches_one_process(sim_dir, tmp_path):
+    """torchrun-style job (2 processes, gloo): shards by file, rank 0 merges the part files."""
+    from mrirecon.evaluation import run_evaluation
+
+    out = tmp_path / "dist"
+    mp.spawn(_eval_worker, args=(2, _free_port(), str(sim_dir), str(out)), nprocs=2, join=True)
+    r0 = json.loads((out / "report0.json").read_text())
+    r1 = json.loads((out / "report1.json").read_text())
+    assert r0 == {"done": 8, "rows": 8} and r1["rows"] == 0  # only rank 0 holds the merged rows
+    assert part_files(out / "metrics.csv") == []
+    single = run_evaluation(_config(sim_dir, tmp_path / "single"))
+    assert _comparable(ResultsTable(out / "metrics.csv").rows()) == _comparable(single.rows)

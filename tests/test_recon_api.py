@@ -1,0 +1,279 @@
+"""mrirecon.reconstruct / reconstruct_file on simulated scans with the tiny fixture priors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mrirecon
+from mrirecon.data.simulate import phantom_volume, simulate_scan, write_simulated
+from mrirecon.errors import MrireconError
+from mrirecon.physics.masks import make_mask
+from mrirecon.physics.operators import SenseOp
+from mrirecon.prior import load_prior
+from mrirecon.recon import classical
+from mrirecon.recon.api import reconstruct, reconstruct_file, sampling_density
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "aid"
+
+
+@pytest.fixture(scope="module")
+def aid():
+    d = FIXTURES / "causal_tiny"
+    return load_prior(config=d / "config.yaml", weights=d / "model.pt")
+
+
+@pytest.fixture(scope="module")
+def unet():
+    d = FIXTURES / "unet_tiny"
+    return load_prior(config=d / "config.yaml", weights=d / "model.pt")
+
+
+@pytest.fixture(scope="module")
+def scan():
+    return simulate_scan(phantom_volume(3, 32, 32, seed=0), coils=4, snr_db=40, oversample=1, seed=0)
+
+
+@pytest.fixture(scope="module")
+def mask():
+    return make_mask("equispaced", (32, 32), 3, seed=0, acs_lines=6).mask
+
+
+def misfit(image, maps, mask, kspace) -> float:
+    y = torch.as_tensor(kspace * mask)
+    op = SenseOp(torch.as_tensor(maps), torch.as_tensor(mask))
+    return float(torch.linalg.norm(op.forward(torch.as_tensor(image)) - y) / torch.linalg.norm(y))
+
+
+FAST = dict(steps=3, progress=False, sens="direct")
+
+
+def phase_scan(slices=3, H=32, W=32):
+    """One coil with a unit-modulus map: AᴴA is a projection, one unit DC step fits exactly."""
+    yy, xx = np.meshgrid(np.linspace(-1, 1, H), np.linspace(-1, 1, W), indexing="ij")
+    maps = np.exp(1j * (0.8 * xx - 0.5 * yy**2))[None].astype(np.complex64)
+    return simulate_scan(phantom_volume(slices, H, W, seed=1), coil_maps=maps, snr_db=30, oversample=1, seed=1)
+
+
+def test_aid_reconstruction_is_data_consistent(aid, mask):
+    sim = phase_scan()
+    res = mrirecon.reconstruct(sim.kspace, mask, prior=aid, sens=sim.maps, steps=3, dc_steps=1, progress=False)
+    assert isinstance(res.image, np.ndarray) and res.image.shape == (3, 32, 32)
+    assert res.image.dtype == np.complex64 and res.std is None and res.samples is None
+    assert misfit(res.image, res.maps, mask, sim.kspace) < 1e-5
+    info = res.info
+    assert info["method"] == "aid" and info["steps"] == 3 and info["given_slices"] == []
+    assert info["acceleration"] == pytest.approx(32 * 32 / mask.sum())
+    assert info["sens"] == "given" and info["network_evals"] == 3 * 3
+    assert info["attention"] == "reference" and info["update"] == "reference" and info["dc_steps"] == 1
+    assert set(info["timings"]) >= {"sens", "sampling", "per_slice", "total"}
+
+
+def test_estimated_sensitivities(aid, scan, mask):
+    res = reconstruct(scan.kspace, mask, prior=aid, **FAST)
+    assert res.info["sens"] == "direct" and res.maps.shape == (3, 4, 32, 32)
+    assert bool(np.isfinite(res.image).all())
+
+
+def test_result_scales_with_the_input(aid, scan, mask):
+    """Automatic intensity: multiplying k-space by 1000 multiplies the result by 1000."""
+    kw = dict(prior=aid, sens=scan.maps, steps=2, progress=False, seed=1)
+    a = reconstruct(scan.kspace, mask, **kw).image
+    b = reconstruct(scan.kspace * 1000, mask, **kw).image
+    np.testing.assert_allclose(b / 1000, a, rtol=1e-4, atol=1e-5 * np.abs(a).max())
+
+
+def test_seeds_reproduce_and_samples_give_a_std(aid, scan, mask):
+    kw = dict(prior=aid, sens=scan.maps, steps=2, progress=False, n_samples=3, return_samples=True)
+    r1 = reconstruct(scan.kspace, mask, seed=5, **kw)
+    r2 = reconstruct(scan.kspace, mask, seed=5, **kw)
+    assert np.array_equal(r1.image, r2.image) and np.array_equal(r1.samples, r2.samples)
+    assert r1.samples.shape == (3, 3, 32, 32) and r1.std.shape == (3, 32, 32)
+    np.testing.assert_allclose(r1.image, r1.samples.mean(0), rtol=1e-5, atol=1e-6)
+    dev = r1.samples - r1.samples.mean(0)
+    np.testing.assert_allclose(r1.std, np.sqrt((np.abs(dev) ** 2).sum(0) / 2), rtol=1e-4, atol=1e-6)
+    assert r1.std.max() > 0
+
+
+def test_torch_in_torch_out_and_unet_prior(unet, scan, mask):
+    res = reconstruct(torch.from_numpy(scan.kspace), torch.from_numpy(mask), prior=unet, **FAST)
+    assert isinstance(res.image, torch.Tensor) and res.image.shape == (3, 32, 32)
+    assert res.info["method"] == "unet" and res.info["attention"] is None
+    assert res.info["network_evals"] == 3  # all slices in one batch per step
+
+
+@pytest.mark.parametrize("method", ["zero-filled", "sense", "l1-wavelet"])
+def test_classical_methods_through_the_same_call(method, scan, mask):
+    res = reconstruct(scan.kspace, mask, prior=method, sens=scan.maps, progress=False)
+    fn = {"zero-filled": classical.zero_filled, "sense": classical.sense_cg, "l1-wavelet": classical.l1_wavelet}[method]
+    direct = np.asarray(fn(scan.kspace * mask, mask, scan.maps))
+    # iterative methods see float32 inputs rounded differently: agree to solver accuracy
+    np.testing.assert_allclose(res.image, direct, rtol=0, atol=1e-3 * np.abs(direct).max())
+    assert res.info["method"] == method and res.std is None
+
+
+def test_first_slice_given_is_flagged_and_copied(aid, scan, mask):
+    res = reconstruct(scan.kspace, mask, prior=aid, sens=scan.maps, first_slice="given", steps=2, progress=False)
+    assert res.info["given_slices"] == [0] and res.info["first_slice"] == "given"
+    full = SenseOp(torch.from_numpy(scan.maps[0]), torch.ones(32, 32)).adjoint(torch.from_numpy(scan.kspace[0]))
+    np.testing.assert_allclose(res.image[0], full.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(MrireconError, match="fully sampled"):
+        reconstruct(scan.kspace * mask, mask, prior=aid, sens=scan.maps, first_slice="given", progress=False)
+
+
+def test_size_mismatch_is_padded_for_the_network(aid):
+    """37 x 30 with a 32-px prior whose sizes must be even: padded to 38 x 30 and back."""
+    sim = phase_scan(1, 37, 30)
+    m = make_mask("equispaced", (37, 30), 2, seed=0, acs_lines=4).mask
+    res = reconstruct(sim.kspace, m, prior=aid, sens=sim.maps, steps=2, dc_steps=1, progress=False)
+    assert res.image.shape == (1, 37, 30)
+    assert res.info["padded"] and res.info["network_grid"] == [38, 30]
+    assert misfit(res.image, sim.maps, m, sim.kspace) < 1e-5
+
+
+SAMPLE_SCAN = Path(mrirecon.__file__).parent / "assets" / "sample_scan.h5"
+
+
+@pytest.fixture(scope="module")
+def brain():
+    """The bundled sample scan (MNI brain phantom, 8 coils): cropped k-space, maps, true peak."""
+    from mrirecon.data.fastmri import open_scan
+    from mrirecon.physics.coils import estimate_sens
+    from mrirecon.physics.fft import center_crop, fft2c, ifft2c
+
+    scan = open_scan(SAMPLE_SCAN)
+    k = scan.load_kspace()
+    k = fft2c(center_crop(ifft2c(k), (scan.recon_size[0], k.shape[-1]))).astype(np.complex64)
+    maps = estimate_sens(k, mask=None, method="direct")
+    full = SenseOp(torch.from_numpy(maps), torch.ones(k.shape[-2:])).adjoint(torch.from_numpy(k))
+    return k, maps, float(full.abs().max())
+
+
+@pytest.mark.parametrize(
+    "kind,R,kw",
+    [
+        ("equispaced", 4, {}),
+        ("random", 8, {}),
+        ("poisson", 8, {}),
+        ("equispaced", 4, dict(convention="aid")),  # no calibration lines
+        ("random", 8, dict(convention="aid")),
+    ],
+)
+def test_automatic_intensity_maps_the_brain_peak_near_one(brain, kind, R, kw):
+    """No hand-tuned scale: the factor takes the fully sampled image's peak to about 1."""
+    from mrirecon.recon.api import _intensity_factor
+
+    k, maps, peak = brain
+    m = make_mask(kind, k.shape[-2:], R, seed=0, **kw).mask
+    y = torch.from_numpy(k * m)
+    c = _intensity_factor(SenseOp, y, torch.from_numpy(maps), torch.from_numpy(m)[None], None, "volume")
+    assert c.shape == (k.shape[0],) and bool((c == c[0]).all())  # one factor per volume
+    assert 0.6 < float(c[0]) * peak < 1.3
+    per_slice = _intensity_factor(SenseOp, y, torch.from_numpy(maps), torch.from_numpy(m)[None], None, "slice")
+    assert bool((per_slice >= c[0]).all()) and not bool((per_slice == c[0]).all())
+    # the reference's explicit scale: s / max|Aᴴy|
+    zf = SenseOp(torch.from_numpy(maps), torch.from_numpy(m)).adjoint(y).abs().max()
+    explicit = _intensity_factor(SenseOp, y, torch.from_numpy(maps), torch.from_numpy(m)[None], 0.3, "volume")
+    assert float(explicit[0]) == pytest.approx(0.3 / float(zf), rel=1e-5)
+
+
+def test_sampling_density_flattens_a_comb_and_keeps_the_centre():
+    m = np.zeros((8, 64), np.float32)
+    m[:, ::4] = 1
+    m[:, 28:36] = 1
+    d = sampling_density(m)
+    assert d.shape == m.shape
+    assert d[0, 32] > 0.8 and abs(d[0, 4] - 0.25) < 0.05
+
+
+def test_callback_and_progress(aid, scan, mask, capsys):
+    calls = []
+    res = reconstruct(
+        scan.kspace, mask, prior=aid, sens=scan.maps, steps=2, n_samples=2, progress=True, return_samples=True,
+        callback=lambda s, i, x: calls.append((s, i, x.clone())),
+    )
+    assert [(s, i) for s, i, _ in calls] == [(s, i) for s in range(3) for i in range(2)]
+    assert all(tuple(x.shape) == (2, 32, 32) for _, _, x in calls)
+    # the last step's x̂0 is the sample, handed over in the input intensity scale
+    for s, i, x in calls:
+        if i == 1:
+            np.testing.assert_allclose(x.numpy(), res.samples[:, s], rtol=1e-5, atol=1e-6 * np.abs(x.numpy()).max())
+    assert "slices" in capsys.readouterr().err
+
+
+def test_reconstruct_file_crops_the_readout_and_returns_the_reference(tmp_path, aid):
+    sim = simulate_scan(phantom_volume(2, 32, 32, seed=4), coils=4, snr_db=40, oversample=2, seed=4)
+    path = write_simulated(tmp_path / "scan.h5", sim)
+    m = make_mask("equispaced", (64, 32), 2, seed=0, acs_lines=4)  # drawn for the full readout
+    res = reconstruct_file(path, mask=m, prior="zero-filled", sens="direct")
+    assert res.image.shape == (2, 32, 32) and res.reference.shape == (2, 32, 32)
+    assert res.info["readout_crop"] == [64, 32] and res.info["file"] == str(path)
+    res2 = reconstruct_file(path, mask=m, prior=aid, sens="direct", slices=[1], steps=2, progress=False)
+    assert res2.image.shape == (1, 32, 32) and res2.info["slices"] == [1]
+
+
+def test_bad_inputs_give_one_line_errors(aid, scan, mask):
+    k = scan.kspace
+    cases = [
+        (dict(kspace=k.real), "complex"),
+        (dict(kspace=k[0]), r"\(slices, coils, kx, ky\)"),
+        (dict(mask=np.ones((5, 5))), "not broadcastable"),
+        (dict(mask=mask * 0.5), "0 and 1"),
+        (dict(mask=np.zeros_like(mask)), "samples nothing"),
+        (dict(n_samples=0), "n_samples"),
+        (dict(update="ddpm"), "update"),
+        (dict(attention="causal"), "attention"),
+        (dict(first_slice="warm"), "first_slice"),
+        (dict(scale=-1.0), "scale"),
+        (dict(sens="walsh"), "sens"),
+        (dict(sens=scan.maps[:, :2]), "sens maps"),
+        (dict(sens=scan.maps * 3), "diverge"),
+        (dict(prior=42), "prior must be"),
+        (dict(device="cuda:0"), "device"),
+    ]
+    for override, pattern in cases:
+        kw = dict(kspace=k, mask=mask, prior=aid, sens=scan.maps, steps=1, progress=False)
+        kw.update(override)
+        with pytest.raises(MrireconError, match=pattern) as e:
+            reconstruct(**kw)
+        assert "\n" not in str(e.value)
+
+
+def test_magnitude_priors_and_unknown_names_are_refused(scan, mask):
+    import yaml
+
+    from mrirecon.prior import Prior, build_network
+
+    cfg = yaml.safe_load((FIXTURES / "causal_tiny" / "config.yaml").read_text())
+    cfg.update(in_channels=1, mag=True)
+    torch.manual_seed(0)
+    magnitude = Prior(build_network(cfg))
+    with pytest.raises(MrireconError, match="in_channels=1.*complex"):
+        reconstruct(scan.kspace, mask, prior=magnitude, sens=scan.maps, steps=1, progress=False)
+    with pytest.raises(MrireconError, match="no-such-prior"):
+        reconstruct(scan.kspace, mask, prior="no-such-prior", sens=scan.maps, steps=1, progress=False)
+
+
+def test_bf16_network_precision_runs_on_cpu(aid, scan, mask):
+    res = reconstruct(scan.kspace[:1], mask, prior=aid, sens=scan.maps[:1], steps=2, precision="bf16", progress=False)
+    ref = reconstruct(scan.kspace[:1], mask, prior=aid, sens=scan.maps[:1], steps=2, progress=False)
+    assert res.info["precision"] == "bf16" and ref.info["precision"] == "fp32" and aid.precision == "fp32"
+    assert bool(np.isfinite(res.image).all()) and not np.array_equal(res.image, ref.image)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cuda_reconstruction_is_data_consistent_and_seeded(precision):
+    d = FIXTURES / "causal_tiny"
+    gpu = load_prior(config=d / "config.yaml", weights=d / "model.pt", device="cuda")
+    sim = phase_scan(2)
+    m = make_mask("equispaced", (32, 32), 3, seed=0, acs_lines=6).mask
+    kw = dict(prior=gpu, sens=sim.maps, steps=3, dc_steps=1, n_samples=2, precision=precision, progress=False)
+    a = reconstruct(torch.from_numpy(sim.kspace).cuda(), torch.from_numpy(m), seed=3, **kw)
+    b = reconstruct(torch.from_numpy(sim.kspace).cuda(), torch.from_numpy(m), seed=3, **kw)
+    assert a.image.device.type == "cuda" and a.info["device"].startswith("cuda")
+    assert misfit(a.image.cpu(), sim.maps, m, sim.kspace) < 1e-4
+    torch.testing.assert_close(a.image, b.image, rtol=1e-3, atol=1e-4 * float(a.image.abs().max()))
