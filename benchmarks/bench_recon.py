@@ -7,7 +7,8 @@ Rows (each on a simulated multi-coil scan of the model's image size, cold first 
 * ``official-320``: the official ``fastmri_320_cplx`` AID architecture (139 M parameters,
   random weights) at 320 x 320, on CUDA when available, on the CPU only with ``--full``.
 
-For each: ``mrirecon`` (fp32 and bf16 network precision x reference update and DDIM) and the
+For each: ``mrirecon`` (fp32 and bf16 network precision x the sampler variants of
+:data:`VARIANTS`: the reference sampler, DDIM, the default with CG data consistency) and the
 **baseline**, a straight re-implementation of the AID reference's loop
 (``fastmri_recon.ddim_diffusion``: fp32, one slice at a time, the network's output copied
 to numpy at every step, data consistency and re-noising in numpy, back to torch for the next
@@ -87,10 +88,15 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def bench_mrirecon(prior, kspace, maps, mask, steps: int, update: str, precision: str, device: str) -> dict:
+#: Sampler variants timed: (update, data consistency, its iterations per step); the last is the default.
+VARIANTS = (("reference", "gradient", 4), ("ddim", "gradient", 4), ("reference", "cg", 8))
+
+
+def bench_mrirecon(prior, kspace, maps, mask, steps: int, variant, precision: str, device: str) -> dict:
     from mrirecon.recon import reconstruct
 
-    kw = dict(prior=prior, update=update, precision=precision, progress=False, seed=0)
+    update, dc, dc_steps = variant
+    kw = dict(prior=prior, update=update, dc=dc, dc_steps=dc_steps, precision=precision, progress=False, seed=0)
     k = torch.from_numpy(kspace).to(device)
     reconstruct(k[:1], mask, sens=maps[:1], steps=1, **kw)  # warm-up (kernels, allocator)
     sync(device)
@@ -173,15 +179,15 @@ def run_model(name, prior, origin, args, device, rows) -> None:
     console.print(f"[bold]{name}[/bold]: {size}x{size}, {args.slices} slices, {args.steps} steps, {origin}, {device}")
     base = bench_baseline(prior, kspace, maps, mask, args.steps, device)
     rows.append(dict(model=name, origin=origin, device=device, impl="reference loop (numpy)", update="reference",
-                     precision="fp32", size=size, **base))
+                     dc="gradient x4", precision="fp32", size=size, **base))
     precisions = ["fp32", "bf16"]
     for precision in precisions:
-        for update in ("reference", "ddim"):
-            r = bench_mrirecon(prior, kspace, maps, mask, args.steps, update, precision, device)
-            rows.append(dict(model=name, origin=origin, device=device, impl="mrirecon", update=update,
-                             precision=precision, size=size, **r))
+        for variant in VARIANTS:
+            r = bench_mrirecon(prior, kspace, maps, mask, args.steps, variant, precision, device)
+            rows.append(dict(model=name, origin=origin, device=device, impl="mrirecon", update=variant[0],
+                             dc=f"{variant[1]} x{variant[2]}", precision=precision, size=size, **r))
             rows[-1]["speedup"] = base["seconds_per_slice"] / r["seconds_per_slice"]
-            console.print(f"  {update:9s} {precision}: {r['seconds_per_slice']:.3f} s/slice")
+            console.print(f"  {variant[0]:9s} {rows[-1]['dc']:12s} {precision}: {r['seconds_per_slice']:.3f} s/slice")
 
 
 def main(argv=None) -> int:
@@ -212,15 +218,16 @@ def main(argv=None) -> int:
         run_model("official-320", prior, origin, args, device, rows)
 
     table = Table(title=f"Posterior sampling, {args.steps} steps/slice, {args.slices} slices, 1 sample")
-    for col in ("model", "device", "implementation", "update", "precision", "s / slice", "net evals / s", "speed-up"):
+    for col in ("model", "device", "implementation", "update", "DC", "precision", "s / slice", "net evals / s",
+                "speed-up"):
         table.add_column(col, justify="right" if col[0] in "sns" and col != "model" else "left")
     for r in rows:
         table.add_row(
-            f"{r['model']} ({r['size']}²)", r["device"], r["impl"], r["update"], r["precision"],
+            f"{r['model']} ({r['size']}²)", r["device"], r["impl"], r["update"], r["dc"], r["precision"],
             f"{r['seconds_per_slice']:.3f}", f"{r['network_evals_per_s']:.1f}",
             f"{r['speedup']:.2f}x" if "speedup" in r else "1.00x (baseline)",
         )
-    Console().print(table)
+    Console(width=max(Console().width, 150)).print(table)  # readable when piped (80 columns otherwise)
     env = {
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -142,3 +142,21 @@ def check_device(device: str) -> str:
     from mrirecon.distributed import resolve_device
 
     return str(resolve_device(device))
+
+
+# -- sampler options shared by recon, demo and evaluate (None = the Python API's default) ----------
+
+UPDATE_OPTION = typer.Option(
+    None, "--update", help="Re-noising rule: reference (the AID code: fresh noise) or ddim (with --eta)."
+)
+ETA_OPTION = typer.Option(None, "--eta", help="DDIM eta in [0, 1] (--update ddim; 0 = deterministic).")
+DC_OPTION = typer.Option(
+    None, "--dc", help="Data consistency: gradient (the AID code's steps) or cg (conjugate gradients, as DDS)."
+)
+DC_STEPS_OPTION = typer.Option(None, "--dc-steps", help="Data-consistency iterations per diffusion step.")
+
+
+def sampler_options(update: str | None, eta: float | None, dc: str | None, dc_steps: int | None) -> dict[str, Any]:
+    """The sampler keywords the user set, for :func:`mrirecon.recon.reconstruct`."""
+    given = {"update": update, "eta": eta, "dc": dc, "dc_steps": dc_steps}
+    return {k: v for k, v in given.items() if v is not None}

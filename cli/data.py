@@ -15,11 +15,10 @@ from mrirecon.cli._common import (
     existing_file,
     info,
     output_path,
-    parse_list,
     parse_shape,
     saved,
 )
-from mrirecon.errors import MrireconError, require
+from mrirecon.errors import MrireconError
 
 # --------------------------------------------------------------------------------------------
 # info

@@ -6,9 +6,24 @@ from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich import box
 from rich.table import Table
 
-from mrirecon.cli._common import check_device, command, console, err_console, examples, info, parse_list, saved
+from mrirecon.cli._common import (
+    DC_OPTION,
+    DC_STEPS_OPTION,
+    ETA_OPTION,
+    UPDATE_OPTION,
+    check_device,
+    command,
+    console,
+    err_console,
+    examples,
+    info,
+    parse_list,
+    sampler_options,
+    saved,
+)
 
 
 @command(
@@ -27,7 +42,9 @@ def evaluate_cmd(
     masks: str = typer.Option("random,equispaced,poisson", "--masks", help="Comma-separated mask kinds."),
     accelerations: str = typer.Option("4,8,12", "--accelerations", help="Comma-separated nominal accelerations."),
     methods: str = typer.Option(
-        "aid,unet,l1-wavelet,zero-filled", "--methods", help="Comma-separated: aid, unet, l1-wavelet, sense, zero-filled."
+        "aid,unet,l1-wavelet,zero-filled",
+        "--methods",
+        help="Comma-separated: aid, unet, l1-wavelet, sense, zero-filled.",
     ),
     limit: int = typer.Option(None, "--limit", help="Use only the first N files (sorted by name)."),
     slices: str = typer.Option("all", "--slices", help="Slices per volume: all, I, I,J,K, A:B or center:N."),
@@ -35,10 +52,18 @@ def evaluate_cmd(
     samples: int = typer.Option(1, "--samples", help="Posterior samples per slice; metrics use their mean."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler; mask seed = crc32(file name) + seed."),
     center_fraction: float = typer.Option(None, "--center-fraction", help="Fully sampled centre (default per mask)."),
-    sens: str = typer.Option("espirit", "--sens", help="Coil maps from each mask's calibration lines: espirit or direct."),
+    sens: str = typer.Option(
+        "espirit", "--sens", help="Coil maps from each mask's calibration lines: espirit or direct."
+    ),
     prior: str = typer.Option("default", "--prior", help="Prior of the 'aid' method: registry name or CONFIG:WEIGHTS."),
     unet_prior: str = typer.Option("default-unet", "--unet-prior", help="Prior of the 'unet' method."),
-    normalize: str = typer.Option("lstsq", "--normalize", help="Intensity normalisation before metrics: lstsq, max, none."),
+    normalize: str = typer.Option(
+        "lstsq", "--normalize", help="Intensity normalisation before metrics: lstsq, max, none."
+    ),
+    update: str = UPDATE_OPTION,
+    eta: float = ETA_OPTION,
+    dc: str = DC_OPTION,
+    dc_steps: int = DC_STEPS_OPTION,
     device: str = typer.Option("cpu", "--device", help="cpu, cuda (cuda:LOCAL_RANK under torchrun) or cuda:N."),
     save_recons: bool = typer.Option(False, "--save-recons", help="Also write every reconstruction (.h5)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write metric-vs-acceleration PNGs."),
@@ -51,7 +76,7 @@ def evaluate_cmd(
     setting), OUT/summary.csv, OUT/metrics_per_slice.csv and OUT/plot_MASK_METRIC.png.
     """
     from mrirecon.distributed import context_from_env
-    from mrirecon.evaluation import EvalConfig, run_evaluation, summary_cells, SUMMARY_HEADER
+    from mrirecon.evaluation import EvalConfig, run_evaluation
 
     check_device(device)
     config = EvalConfig(
@@ -71,6 +96,7 @@ def evaluate_cmd(
         unet_prior=unet_prior,
         normalize=normalize,
         device=device,
+        sampler=sampler_options(update, eta, dc, dc_steps),
         save_recons=save_recons,
         plots=plots,
     )
@@ -92,11 +118,12 @@ def evaluate_cmd(
 
     def on_event(event: str, data: dict) -> None:
         if event == "start":
-            progress.update(task, total=data["todo"], completed=0)
+            progress.update(task, total=data["mine"], completed=0)
             if show:
                 info(
                     f"{data['total']} items, {data['total'] - data['todo']} already done, "
                     f"{data['todo']} to run on {data['world_size']} process(es)"
+                    + (" (the bar follows rank 0)" if data["world_size"] > 1 else "")
                 )
         elif event == "row":
             rows_written[0] += 1
@@ -113,12 +140,26 @@ def evaluate_cmd(
         report = run_evaluation(config, progress=on_event)
     if not show:
         return
-    table = Table(title=f"{data_dir}: mean ± std over volumes", title_justify="left")
-    for h in SUMMARY_HEADER:
-        left = h in ("mask", "method")
-        table.add_column(h, justify="left" if left else "right", no_wrap=not left)
+    counts = sorted({r.n for r in report.summary})
+    volumes = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    table = Table(
+        title=f"{data_dir}: mean ± std over {volumes} volume(s); full table in {out / 'summary.md'}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+    )
+    for h in ("mask", "R (eff.)", "method", "PSNR (dB)", "SSIM", "NRMSE"):
+        table.add_column(h, justify="left" if h in ("mask", "method") else "right", no_wrap=True)
     for r in report.summary:
-        table.add_row(*summary_cells(r, digits=3))
+        table.add_row(
+            r.mask,
+            f"{r.acceleration:g} ({r.effective_acceleration:.2f})",
+            r.method,
+            f"{r.psnr:.2f} ± {r.psnr_std:.2f}",
+            f"{r.ssim:.3f} ± {r.ssim_std:.3f}",
+            f"{r.nrmse:.3f} ± {r.nrmse_std:.3f}",
+        )
     console.print(table)
     console.print(f"{report.done} rows computed, {report.skipped} reused from earlier runs.")
     width = max((len(k) for k in report.paths), default=0)

@@ -8,7 +8,17 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from mrirecon.cli._common import check_device, command, console, examples, info, output_path, saved
+from mrirecon.cli._common import (
+    check_device,
+    command,
+    console,
+    examples,
+    existing_file,
+    fail,
+    info,
+    output_path,
+    saved,
+)
 
 
 def _size(nbytes) -> str:
@@ -71,36 +81,53 @@ def train_cmd(
     log_every: int = typer.Option(10, "--log-every", help="Steps between loss-log rows."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda (cuda:LOCAL_RANK under torchrun) or cuda:N."),
     threads: int = typer.Option(None, "--threads", help="CPU threads (torch.set_num_threads)."),
+    cond_noise: float = typer.Option(
+        0.0, "--cond-noise", help="AID: noise std (max) on the conditioning slices, for robustness to recon errors."
+    ),
+    cold_start: float = typer.Option(
+        0.0, "--cold-start", help="AID: probability of a zeroed first conditioning slice (cold-start training)."
+    ),
+    init: str = typer.Option(
+        None, "--init", help="Fine-tune from these weights (registry name or CONFIG:WEIGHTS; same config)."
+    ),
 ) -> None:
     """Train an AID (Causal-UNet) or UNet prior; resumable, data-parallel under torchrun.
 
     The result, OUT/model.pt + OUT/model.yaml, is used with --prior OUT/model.yaml:OUT/model.pt.
     """
-    from mrirecon.cli._common import existing_file
+    from mrirecon.distributed import context_from_env
+    from mrirecon.evaluation import resolve_prior
     from mrirecon.prior.train import train
 
     existing_file(config, "--config")
     check_device(device)
-    res = train(
-        config,
-        data,
-        out,
-        steps,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        resume=resume,
-        warmup_steps=warmup_steps,
-        lr_schedule=lr_schedule,
-        grad_accum=grad_accum,
-        ema_decay=ema_decay,
-        checkpoint_every=checkpoint_every,
-        log_every=log_every,
-        device=device,
-        num_threads=threads,
-    )
-    from mrirecon.distributed import context_from_env
-
+    try:
+        res = train(
+            config,
+            data,
+            out,
+            steps,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            resume=resume,
+            warmup_steps=warmup_steps,
+            lr_schedule=lr_schedule,
+            grad_accum=grad_accum,
+            ema_decay=ema_decay,
+            checkpoint_every=checkpoint_every,
+            log_every=log_every,
+            device=device,
+            num_threads=threads,
+            cond_noise=cond_noise,
+            cold_start=cold_start,
+            init=None if init is None else resolve_prior(init, "cpu"),
+        )
+    except KeyboardInterrupt:
+        state = out / "train_state.pt"
+        if state.exists():
+            saved(f"{state} (the last checkpoint; continue with --resume)")
+        raise
     if context_from_env().is_main:
         saved(res.model_path)
         loss = "-" if res.last_loss is None else f"{res.last_loss:.4g}"
@@ -132,7 +159,6 @@ def sample_cmd(
     An AID prior generates each slice conditioned on the ones before it, so the frames form a
     plausible volume; a UNet prior generates independent slices.
     """
-    from mrirecon.cli._common import fail
     from mrirecon.evaluation import resolve_prior
     from mrirecon.data.fastmri import write_reconstruction
     from mrirecon.physics.fft import channels_to_complex

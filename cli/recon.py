@@ -10,6 +10,10 @@ import typer
 from rich.table import Table
 
 from mrirecon.cli._common import (
+    DC_OPTION,
+    DC_STEPS_OPTION,
+    ETA_OPTION,
+    UPDATE_OPTION,
     check_device,
     command,
     console,
@@ -19,9 +23,9 @@ from mrirecon.cli._common import (
     info,
     output_path,
     saved,
+    sampler_options,
 )
 from mrirecon.errors import require
-
 from mrirecon.evaluation import CLASSICAL, resolve_prior
 
 
@@ -55,7 +59,10 @@ def detect_mask(scan) -> np.ndarray | None:
 
 
 def _metrics_table(title: str, rows: dict[str, object]) -> Table:
-    t = Table(title=title)
+    t = Table(
+        title=title,
+        caption="fastMRI volume metrics vs the RSS reference, least-squares intensity",
+    )
     for h in ("method", "PSNR (dB)", "SSIM", "NRMSE", "time (s)"):
         t.add_column(h, justify="left" if h == "method" else "right")
     for name, (m, seconds) in rows.items():
@@ -70,7 +77,7 @@ def _metrics_table(title: str, rows: dict[str, object]) -> Table:
 @command(
     "recon",
     epilog=examples(
-        "mrirecon recon file_brain_AXT1POST_200_6002026.h5 -o recon.h5 --mask equispaced --acceleration 4 --png recon.png",
+        "mrirecon recon file_brain_AXT1POST_200_6002026.h5 -o recon.h5 --mask equispaced -R 4 --png recon.png",
         "mrirecon recon scan.h5 -o recon.h5 --mask-file mask.npy --prior default --steps 100 --samples 4 --device cuda",
         "mrirecon recon scan.h5 -o recon.h5 --prior fastmri_320_cplx.yaml:fastmri_320_cplx.pt --device cuda",
         "mrirecon recon file_brain_test.h5 -o recon.h5   # test/challenge file: its own mask is used",
@@ -86,7 +93,9 @@ def recon_cmd(
     ),
     acceleration: float = typer.Option(4.0, "--acceleration", "-R", help="Nominal acceleration of --mask."),
     center_fraction: float = typer.Option(None, "--center-fraction", help="Fully sampled centre (default per kind)."),
-    seed: int = typer.Option(0, "--seed", help="Seed: mask seed = crc32(file name) + seed (as evaluate); sampler seed."),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed: mask seed = crc32(file name) + seed (as evaluate); sampler seed."
+    ),
     mask_file: Path = typer.Option(None, "--mask-file", help="Mask (W,) or (H, W) as .npy (from mrirecon mask)."),
     prior: str = typer.Option(
         "default", "--prior", help="Registry name, CONFIG.yaml:WEIGHTS.pt, or zero-filled / sense / l1-wavelet."
@@ -95,6 +104,10 @@ def recon_cmd(
     steps: int = typer.Option(100, "--steps", help="Diffusion steps per slice."),
     samples: int = typer.Option(1, "--samples", help="Posterior samples per slice (> 1 adds an uncertainty map)."),
     slices: str = typer.Option("all", "--slices", help="Slices: all, I, I,J,K, A:B or center:N."),
+    update: str = UPDATE_OPTION,
+    eta: float = ETA_OPTION,
+    dc: str = DC_OPTION,
+    dc_steps: int = DC_STEPS_OPTION,
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     png: Path = typer.Option(None, "--png", help="Comparison figure (reference, zero-filled, result, error, std)."),
 ) -> None:
@@ -137,7 +150,7 @@ def recon_cmd(
     label = prior_label(prior, p)
     kwargs = dict(slices=idx, sens=sens, seed=seed)
     if prior not in CLASSICAL:
-        kwargs.update(steps=steps, n_samples=samples, device=device)
+        kwargs.update(steps=steps, n_samples=samples, device=device, **sampler_options(update, eta, dc, dc_steps))
     res = reconstruct_file(input, m, prior=p, **kwargs)
     crop = scan.recon_size
     image = center_crop(res.image, crop)
@@ -194,7 +207,8 @@ def sample_scan_path() -> Path:
     "demo",
     epilog=examples(
         "mrirecon demo",
-        "mrirecon demo --out demo_out --acceleration 8 --mask random",
+        "mrirecon demo --out demo6 --mask random --acceleration 6",
+        "mrirecon demo --acceleration 8 --center-fraction 0.0625   # 4 calibration lines",
         "mrirecon demo --steps 200 --samples 8 --device cuda",
     ),
 )
@@ -212,6 +226,10 @@ def demo_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the mask and of the sampler."),
     prior: str = typer.Option("default", "--prior", help="AID prior (registry name or CONFIG:WEIGHTS)."),
     unet_prior: str = typer.Option("default-unet", "--unet-prior", help="UNet prior ('none' to skip it)."),
+    update: str = UPDATE_OPTION,
+    eta: float = ETA_OPTION,
+    dc: str = DC_OPTION,
+    dc_steps: int = DC_STEPS_OPTION,
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ) -> None:
     """Reconstruct the bundled sample scan with the bundled AID prior and the baselines.
@@ -253,7 +271,8 @@ def demo_cmd(
         p = resolve_prior(spec, device)
         kwargs = dict(slices=idx, sens=maps, seed=seed)
         if spec not in CLASSICAL:
-            kwargs.update(steps=steps, n_samples=samples if label == "AID" else 1, device=device)
+            kwargs.update(steps=steps, n_samples=samples if label == "AID" else 1, device=device,
+                          **sampler_options(update, eta, dc, dc_steps))
         res = reconstruct_file(path, mk, prior=p, **kwargs)
         maps = res.maps  # estimate coil maps once, share them
         ref = res.reference
@@ -262,9 +281,7 @@ def demo_cmd(
             res.std = center_crop(res.std, ref.shape[-2:])
         results[label] = res
         metrics[label] = (evaluate(ref, res.image), res.info["timings"]["total"])
-    console.print(_metrics_table(
-        f"{path.name}: {mask} R={acceleration:g}, {len(idx)} slices (fastMRI metrics, lstsq intensity)", metrics
-    ))
+    console.print(_metrics_table(f"{path.name}: {mask} R={acceleration:g}, {len(idx)} slices", metrics))
     aid = results["AID"]
     panels = {"reference": ref, **{label: r.image for label, r in results.items()}}
     fig = save_comparison(

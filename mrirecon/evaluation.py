@@ -3,7 +3,9 @@
 A run is a grid of work items ``(file, mask, acceleration, method)``. For each item the volume
 is retrospectively undersampled with a mask that depends only on the file name, the mask kind,
 the acceleration and the user seed (so every method sees the *same* mask, on every rank, in
-every rerun), reconstructed, and compared with the file's reference (``reconstruction_rss``)
+every rerun), coil maps are estimated once from that mask's calibration lines and shared by
+all methods, the volume is reconstructed, and compared with the file's reference
+(``reconstruction_rss``)
 using :func:`mrirecon.metrics.evaluate` (fastMRI volume conventions, explicit intensity
 normalisation). One CSV row per finished item holds the volume metrics and, as a JSON column,
 the per-slice values.
@@ -189,7 +191,6 @@ COLUMNS: dict[str, type] = {
     "device": str,
     "per_slice": str,
 }
-KEY_COLUMNS = ("file", "mask", "acceleration", "method")
 
 
 def _row_key(row: dict) -> tuple[str, str, str, str]:
@@ -438,8 +439,8 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[SummaryRow]:
 SUMMARY_HEADER = ("mask", "R", "R eff.", "method", "volumes", "PSNR (dB)", "SSIM", "NRMSE", "s/volume")
 
 
-def summary_cells(r: SummaryRow, digits: int = 4) -> tuple[str, ...]:
-    """One summary row as display strings (Markdown file: 4 digits; terminal table: 3)."""
+def summary_cells(r: SummaryRow) -> tuple[str, ...]:
+    """One summary row as the display strings of :data:`SUMMARY_HEADER`."""
     return (
         r.mask,
         _fmt_r(r.acceleration),
@@ -447,8 +448,8 @@ def summary_cells(r: SummaryRow, digits: int = 4) -> tuple[str, ...]:
         r.method,
         str(r.n),
         f"{r.psnr:.2f} ± {r.psnr_std:.2f}",
-        f"{r.ssim:.{digits}f} ± {r.ssim_std:.{digits}f}",
-        f"{r.nrmse:.{digits}f} ± {r.nrmse_std:.{digits}f}",
+        f"{r.ssim:.4f} ± {r.ssim_std:.4f}",
+        f"{r.nrmse:.4f} ± {r.nrmse_std:.4f}",
         f"{r.seconds:.1f}",
     )
 
@@ -562,6 +563,9 @@ class EvalConfig:
         Intensity normalisation of :func:`mrirecon.metrics.evaluate`.
     device : str
         ``"cpu"``, ``"cuda"`` (each torchrun rank takes ``cuda:<LOCAL_RANK>``) or ``"cuda:k"``.
+    sampler : dict
+        Further :func:`mrirecon.recon.reconstruct` keywords of the diffusion methods (``update``,
+        ``eta``, ``dc``, ``dc_steps``, ...); empty = its defaults.
     save_recons : bool
         Also write each reconstruction to ``out_dir/recons/<mask>_R<R>/<method>/<file>``.
     plots : bool
@@ -584,13 +588,14 @@ class EvalConfig:
     unet_prior: str = "default-unet"
     normalize: str = "lstsq"
     device: str = "cpu"
+    sampler: dict[str, Any] = field(default_factory=dict)
     save_recons: bool = False
     plots: bool = True
 
     #: Fields that change the numbers: a resumed run must use the same values.
     RESUME_FIELDS = (
         "slices", "steps", "n_samples", "seed", "center_fraction", "sens",
-        "aid_prior", "unet_prior", "normalize",
+        "aid_prior", "unet_prior", "normalize", "sampler",
     )
 
     def validate(self) -> None:
@@ -681,7 +686,8 @@ def run_evaluation(config: EvalConfig, progress: Progress | None = None) -> Eval
     ----------
     config : EvalConfig
     progress : callable(event, info), optional
-        Called with ``("start", {"total", "todo", "rank", "world_size"})`` once,
+        Called with ``("start", {"total", "todo", "mine", "rank", "world_size"})`` once
+        (``mine``: this rank's share of ``todo``),
         ``("row", row)`` after each row is on disk (``row`` as in ``metrics.csv``) and, on
         rank 0, ``("merged", {"rows"})`` at the end. An exception raised by it (e.g.
         ``KeyboardInterrupt``) stops the run; every row written before stays.
@@ -717,7 +723,10 @@ def run_evaluation(config: EvalConfig, progress: Progress | None = None) -> Eval
         for name in dict.fromkeys(it.file for it in mine):  # fail now, not hours into the run
             check_scan(by_name[name])
         table = ResultsTable(main if not ctx.distributed else part_path(main, ctx.rank))
-        notify("start", {"total": len(grid), "todo": len(todo), "rank": ctx.rank, "world_size": ctx.world_size})
+        notify(
+            "start",
+            {"total": len(grid), "todo": len(todo), "mine": len(mine), "rank": ctx.rank, "world_size": ctx.world_size},
+        )
 
         runner = _Runner(config, device)
         n_done = 0
@@ -886,6 +895,7 @@ class _Runner:
             n_samples=self.config.n_samples,
             seed=self.config.seed,
             progress=False,
+            **(self.config.sampler if item.method in ("aid", "unet") else {}),
         )
         seconds = time.perf_counter() - tic
         image = center_crop(res.image, ref.shape[-2:])  # fastMRI: compare on the reference's grid
@@ -893,8 +903,9 @@ class _Runner:
         if self.config.save_recons:
             from mrirecon.data.fastmri import write_reconstruction
 
+            setting = f"{item.mask}_R{_fmt_r(item.acceleration)}"
             write_reconstruction(
-                Path(self.config.out_dir) / "recons" / f"{item.mask}_R{_fmt_r(item.acceleration)}" / item.method / path.name,
+                Path(self.config.out_dir) / "recons" / setting / item.method / path.name,
                 image,
                 attrs={"method": item.method, "mask": item.mask, "acceleration": item.acceleration,
                        "mask_seed": mask_seed(path.name, self.config.seed), "slices": json.dumps(idx)},

@@ -87,6 +87,11 @@ def _load_volumes(path: Path) -> list[np.ndarray]:
         return [f[k] for k in sorted(f.files)]
 
 
+def _data_dir(args) -> Path:
+    """Where the phantom volumes are cached (``--data``, default ``WORK/data``)."""
+    return args.data if args.data is not None else args.work / "data"
+
+
 def stage_data(args) -> None:
     from mrirecon.data.phantoms import load_mni_template, phantom_volumes
 
@@ -94,8 +99,8 @@ def stage_data(args) -> None:
     t0 = time.perf_counter()
     train = phantom_volumes(tpl, args.volumes, "train", AID_CONFIG["image_size"], seed=args.seed)
     held = phantom_volumes(tpl, args.heldout_volumes, "heldout", AID_CONFIG["image_size"], seed=args.seed)
-    _save_volumes(args.work / "data" / "train.npz", train)
-    _save_volumes(args.work / "data" / "heldout.npz", held)
+    _save_volumes(_data_dir(args) / "train.npz", train)
+    _save_volumes(_data_dir(args) / "heldout.npz", held)
     print(
         f"data: {len(train)} training volumes ({sum(len(v) for v in train)} slices), "
         f"{len(held)} held-out volumes ({sum(len(v) for v in held)} slices) in {time.perf_counter() - t0:.0f} s"
@@ -111,7 +116,7 @@ def _train_one(kind: str, args_dict: dict) -> None:
     args = argparse.Namespace(**args_dict)
     cfg = AID_CONFIG if kind == "aid" else unet_config(AID_CONFIG)
     out = args.work / kind
-    vols = _load_volumes(args.work / "data" / "train.npz")
+    vols = _load_volumes(_data_dir(args) / "train.npz")
     steps = args.steps_aid if kind == "aid" else args.steps_unet
     batch = args.batch_aid if kind == "aid" else args.batch_unet
     result = train(
@@ -131,6 +136,9 @@ def _train_one(kind: str, args_dict: dict) -> None:
         device=args.device,
         amp=args.amp,
         num_threads=args.threads,
+        init=args.init_aid if kind == "aid" else args.init_unet,
+        cond_noise=args.cond_noise if kind == "aid" else 0.0,
+        cold_start=args.cold_start if kind == "aid" else 0.0,
         progress=sys.stdout.isatty(),
     )
     print(f"train {kind}: {result.step} steps, last loss {result.last_loss:.4f}, {result.elapsed_s / 60:.1f} min")
@@ -138,12 +146,13 @@ def _train_one(kind: str, args_dict: dict) -> None:
 
 def stage_train(args) -> None:
     payload = {k: v for k, v in vars(args).items()}
-    if args.sequential or args.device != "cpu":
-        for kind in ("aid", "unet"):
+    kinds = [k.strip() for k in args.priors.split(",") if k.strip()]
+    if args.sequential or args.device != "cpu" or len(kinds) == 1:
+        for kind in kinds:
             _train_one(kind, payload)
         return
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_train_one, args=(kind, payload), name=kind) for kind in ("aid", "unet")]
+    procs = [ctx.Process(target=_train_one, args=(kind, payload), name=kind) for kind in kinds]
     for p in procs:
         p.start()
     for p in procs:
@@ -163,6 +172,8 @@ def stage_export(args) -> None:
     for kind, name in (("aid", "aid_default"), ("unet", "unet_default")):
         prior = load_prior(args.work / kind / "model.pt")
         path = export_safetensors(ASSETS / f"{name}.safetensors", prior.network, prior.config, dtype=torch.float16)
+        for f in (path, path.with_suffix(".yaml")):
+            f.chmod(0o644)  # package data must be readable by every user of an installation
         print(f"export: {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
@@ -198,33 +209,80 @@ def stage_scan(args) -> None:
 def _heldout_windows(args, length: int) -> torch.Tensor:
     from mrirecon.prior.datasets import SliceWindows, to_volume
 
-    vols = [to_volume(v, f"heldout-{i}") for i, v in enumerate(_load_volumes(args.work / "data" / "heldout.npz"))]
+    vols = [to_volume(v, f"heldout-{i}") for i, v in enumerate(_load_volumes(_data_dir(args) / "heldout.npz"))]
     ds = SliceWindows(vols, length, augment=False)
     return torch.stack([ds[i] for i in range(len(ds))])
 
 
-def _plot_losses(args, out: Path) -> None:
+def _read_round(work: Path, kind: str) -> dict:
+    """One training round of one prior: its summary and loss log (``WORK/<kind>``)."""
+    import csv
+
+    summ = json.loads((work / kind / "summary.json").read_text())
+    with (work / kind / "loss_log.csv").open() as f:
+        log = list(csv.DictReader(f))
+    st = summ["settings"]
+    return {
+        "steps": summ["step"],
+        "elapsed_s": summ["elapsed_s"],
+        "last_loss": summ["last_loss"],
+        "num_params": summ["num_params"],
+        "num_windows": summ["num_windows"],
+        "num_volumes": summ["num_volumes"],
+        "init": summ.get("init"),
+        "log": [(float(r["step"]), float(r["mse"]), float(r["vb"])) for r in log],
+        **{k: st.get(k, 0.0) for k in ("batch_size", "lr", "lr_schedule", "warmup_steps", "ema_decay",
+                                      "cond_noise", "cold_start", "seed")},
+    }  # fmt: skip
+
+
+def _rounds(args) -> dict[str, list[dict]]:
+    """Training rounds per prior, oldest first: ``--history`` entries, then ``--work``.
+
+    A history entry is an earlier work folder or an earlier card JSON (whose run folders are
+    gone: its recorded totals are kept, without a loss curve).
+    """
+    sources = [h.strip() for h in (args.history or "").split(",") if h.strip()] + [str(args.work)]
+    rounds: dict[str, list[dict]] = {"aid": [], "unet": []}
+    for src in sources:
+        for kind in rounds:
+            if src.endswith(".json"):
+                old = json.loads(Path(src).read_text())["training"][kind]
+                old = old[-1] if isinstance(old, list) else old
+                rounds[kind].append({**old, "steps": old.get("steps", old.get("step")), "log": [], "init": None})
+            else:
+                rounds[kind].append(_read_round(Path(src), kind))
+    return rounds
+
+
+def _plot_losses(rounds: dict[str, list[dict]], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import csv
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
     for kind, label in (("aid", "AID Causal-UNet"), ("unet", "UNet (Guide)")):
-        with (args.work / kind / "loss_log.csv").open() as f:
-            rows = list(csv.DictReader(f))
-        step = np.array([float(r["step"]) for r in rows])
-        for j, key in enumerate(("mse", "vb")):
-            y = np.array([float(r[key]) for r in rows])
+        offset, steps, mse, vb = 0, [], [], []
+        for r in rounds[kind]:
+            for st, m, v in r["log"]:
+                steps.append(offset + st)
+                mse.append(m)
+                vb.append(v)
+            offset += r["steps"]
+        step = np.array(steps)
+        for j, y in enumerate((np.array(mse), np.array(vb))):
             k = max(1, len(y) // 40)
             smooth = np.convolve(y, np.ones(k) / k, mode="valid")
             ax[j].plot(step, y, alpha=0.25)
             ax[j].plot(step[k - 1 :], smooth, label=label, color=ax[j].lines[-1].get_color())
+    boundaries = np.cumsum([r["steps"] for r in rounds["aid"]])[:-1]
     ax[0].set_title("ε-MSE (training batches)")
     ax[1].set_title("VLB term (bits/dim)")
     for a in ax:
-        a.set_xlabel("optimiser step")
+        for b in boundaries:
+            a.axvline(b, color="0.6", lw=0.8, ls="--")
+        a.set_xlabel("optimiser step (dashed: start of a fine-tuning round)")
         a.set_yscale("log")
         a.grid(alpha=0.3)
         a.legend()
@@ -233,11 +291,11 @@ def _plot_losses(args, out: Path) -> None:
     plt.close(fig)
 
 
-def _generate_frames(prior, warm: torch.Tensor, n_frames: int, steps: int, seed: int) -> torch.Tensor:
+def _generate_frames(prior, warm: torch.Tensor, n_frames: int, steps: int, eta: float, seed: int) -> torch.Tensor:
     """Frames generated by the AID prior after a warm-start window (sampler's generation API)."""
     from mrirecon.recon.generate import generate_sequence
 
-    out = generate_sequence(prior, n_frames=n_frames, warm_start=warm, steps=steps, seed=seed)
+    out = generate_sequence(prior, n_frames=n_frames, warm_start=warm, steps=steps, eta=eta, seed=seed)
     return torch.as_tensor(np.asarray(out) if not isinstance(out, torch.Tensor) else out).float()
 
 
@@ -261,10 +319,11 @@ def stage_card(args) -> None:
             prior.network.float(), prior.schedule, windows, list(EVAL_TIMESTEPS), causal=(kind == "aid"), seed=0
         )
         print(kind, json.dumps(results[kind]))
-    _plot_losses(args, FIGURES / "default_prior_loss.png")
+    rounds = _rounds(args)
+    _plot_losses(rounds, FIGURES / "default_prior_loss.png")
     # Generated frames: warm start on the first held-out window's first `seq` slices.
     aid = load_prior("default")
-    gen = _generate_frames(aid, windows[0, :seq], n_frames=6, steps=args.gen_steps, seed=0)
+    gen = _generate_frames(aid, windows[0, :seq], n_frames=6, steps=args.gen_steps, eta=args.gen_eta, seed=args.seed)
     frames = torch.cat([windows[0, :seq], gen.reshape(-1, *windows.shape[2:])], 0)
     mag = torch.linalg.vector_norm(frames, dim=1)
     fig, ax = plt.subplots(1, len(mag), figsize=(1.6 * len(mag), 1.9))
@@ -275,15 +334,11 @@ def stage_card(args) -> None:
     fig.tight_layout()
     fig.savefig(FIGURES / "default_prior_samples.png", dpi=110)
     plt.close(fig)
-    summaries = {k: json.loads((args.work / k / "summary.json").read_text()) for k in ("aid", "unet")}
-    training = {}
-    for kind, summ in summaries.items():
-        training[kind] = {f: summ[f] for f in ("num_params", "step", "elapsed_s", "last_loss", "num_windows", "num_volumes")}
-        training[kind].update(
-            batch_size=summ["settings"]["batch_size"],
-            lr=summ["settings"]["lr"],
-            unit="windows" if kind == "aid" else "slices",
-        )
+    training = {
+        kind: [{k: v for k, v in r.items() if k != "log"} | {"unit": "windows" if kind == "aid" else "slices"}
+               for r in rs]
+        for kind, rs in rounds.items()
+    }  # fmt: skip
     card = {
         "config": AID_CONFIG,
         "ema": args.ema,
@@ -292,8 +347,9 @@ def stage_card(args) -> None:
         "heldout_windows": int(windows.shape[0]),
         "denoising": {k: {str(t): v for t, v in r.items()} for k, r in results.items()},
         "training": training,
-        "generation": {"n_given": seq, "n_frames": int(gen.shape[0]), "steps": args.gen_steps},
-        "total_minutes": max(tr["elapsed_s"] for tr in training.values()) / 60 + 5,
+        "generation": {"n_given": seq, "n_frames": int(gen.shape[0]), "steps": args.gen_steps, "eta": args.gen_eta},
+        "total_minutes": sum(max(r[i]["elapsed_s"] for r in training.values()) for i in range(len(training["aid"]))) / 60
+        + 5,
         "machine": f"a {os.cpu_count()}-core {platform.machine()} CPU (torch {torch.__version__})",
     }
     (ASSETS / "default_prior_card.json").write_text(json.dumps(card, indent=2) + "\n")
@@ -311,19 +367,26 @@ def write_model_card(card: dict, path: Path) -> None:
         for t in card["eval_timesteps"]
     )
 
-    def train_row(kind: str, label: str) -> str:
-        t = tr[kind]
-        return (
-            f"| {label} | {t['num_params'] / 1e6:.2f} M | {t['step']} | {t['batch_size']} {t['unit']} "
-            f"| {t['lr']:g} | {t['elapsed_s'] / 60:.0f} min | {t['last_loss']:.4f} |"
-        )
+    def train_rows(kind: str, label: str) -> str:
+        out = []
+        for i, t in enumerate(tr[kind]):
+            how = "from scratch" if i == 0 else "fine-tune of the previous round"
+            cond = f", cond. noise ≤ {t['cond_noise']:g}, cold start {t['cold_start']:g}" if t.get("cond_noise") or t.get("cold_start") else ""
+            sched = t.get("lr_schedule", "constant")
+            out.append(
+                f"| {label} | {i} ({how}) | {t['steps']} | {t['batch_size']} {t['unit']} "
+                f"| {t['lr']:g} {sched}{cond} | {t['elapsed_s'] / 60:.0f} min | {t['last_loss']:.4f} |"
+            )
+        return "\n".join(out)
 
+    total = {k: sum(r["steps"] for r in tr[k]) for k in tr}
+    first = {k: tr[k][0] for k in tr}
     text = f"""# Model card: the bundled default priors (`default`, `default-unet`)
 
 mrirecon ships two small diffusion priors so that `mrirecon recon` and `mrirecon sample` run on
 a fresh machine without downloading anything: an AID Causal-UNet (`load_prior("default")`) and
 its plain-UNet twin, the paper's single-image "Guide" baseline (`load_prior("default-unet")`).
-They are **demonstration-grade**: trained for about an hour on two CPU cores, on synthetic
+They are **demonstration-grade**: trained for {card['total_minutes'] / 60:.1f} hours on two CPU cores, on synthetic
 brain-like images derived from a single anatomical template. They are not meant for real
 patient data; for that use the official AID checkpoints (`load_prior` reads them) or train your
 own with `mrirecon train` (docs: `mrirecon.prior.train`).
@@ -342,8 +405,8 @@ grey/white-matter probability maps, shipped inside the nilearn wheel), built by
 * axial slices 3.5–5.5 mm apart, {cfg['image_size']}×{cfg['image_size']} pixels over a 232 mm field of view, each volume
   divided by its max |x|.
 
-Training: {tr['aid']['num_volumes']} volumes from the MNI z-slab −52…+30 mm ({tr['aid']['num_windows']} windows of
-{cfg['seq_length'] + 1} consecutive slices for AID, {tr['unet']['num_windows']} single slices for the UNet), with random
+Training: {first['aid']['num_volumes']} volumes from the MNI z-slab −52…+30 mm ({first['aid']['num_windows']} windows of
+{cfg['seq_length'] + 1} consecutive slices for AID, {first['unet']['num_windows']} single slices for the UNet), with random
 flips, intensity scaling and global phase rotation. Windows never straddle two volumes.
 Held out: the slab +40…+66 mm and a separate seed stream; {card['heldout_windows']} held-out windows give
 the errors below and the sample scan `mrirecon/assets/sample_scan.h5` (8 slices, 8 birdcage coils,
@@ -362,16 +425,23 @@ Weights are the EMA weights, stored as fp16 safetensors.
 ## Training
 
 Objective as the AID reference: one timestep per sequence, ε-MSE on every target frame given the
-clean earlier frames (teacher forcing) plus the VLB term for the variance head (ε̂ detached);
-the UNet gets single slices of the same volumes. AdamW (no weight decay), {card['warmup']}-step linear
-warm-up then a constant learning rate, gradient clipping 1.0, EMA decay {card['ema']} (the shipped weights).
-Both were trained at the same time, one CPU thread each, on {card['machine']} shared with other
-jobs, so the wall times below are not benchmarks.
+earlier frames (teacher forcing) plus the VLB term for the variance head (ε̂ detached);
+the UNet gets single slices of the same volumes. AdamW (no weight decay), linear warm-up,
+gradient clipping 1.0, EMA decay {card['ema']} (the shipped weights). Training ran in rounds, each
+starting from the previous round's EMA weights (`train(..., init=...)`, `mrirecon train --init`);
+both priors got the same rounds and steps ({total['aid']} for AID, {total['unet']} for the UNet). The last AID
+round also trains for what reconstruction feeds the network and the reference's teacher forcing
+never shows it: conditioning slices with noise of a random std up to `cond_noise` (reconstructed
+slices are imperfect) and, with probability `cold_start`, a zeroed first conditioning slice (the
+cold start of a scan's first slice); see `mrirecon.prior.losses.causal_loss`. Every round used
+seed 0, so a fine-tuning round revisits the same batch order. Both priors trained at the same
+time, one CPU thread each, on {card['machine']}, at times shared with other jobs, so wall times are
+not benchmarks. The first round's loss log was not kept (only its totals).
 
-| prior | parameters | steps | batch | lr | wall time | last logged loss |
+| prior | round | steps | batch | lr | wall time | last logged loss |
 |---|---|---|---|---|---|---|
-{train_row('aid', 'AID Causal-UNet (`default`)')}
-{train_row('unet', 'UNet (`default-unet`)')}
+{train_rows('aid', 'AID Causal-UNet (`default`)')}
+{train_rows('unet', 'UNet (`default-unet`)')}
 
 ![training loss](figures/default_prior_loss.png)
 
@@ -389,18 +459,30 @@ higher is better).
 ## Generated frames
 
 `mrirecon sample --prior default` style generation: {card['generation']['n_given']} held-out slices as a warm start, then
-{card['generation']['n_frames']} frames generated one after another ({card['generation']['steps']} DDIM steps each, η = 0):
+{card['generation']['n_frames']} frames generated one after another ({card['generation']['steps']} DDIM steps each,
+η = {card['generation']['eta']:g}; `mrirecon sample --prior default --steps {card['generation']['steps']} --eta {card['generation']['eta']:g}`):
 
 ![generated frames](figures/default_prior_samples.png)
 
+These frames show the priors' main limitation: prior-only generation leaves the anatomy within a
+frame or two, even after four real slices. A few CPU hours teach the network to denoise and to
+draw on the previous slice (the errors above), not to generate from noise. Inside a
+reconstruction, data consistency supplies what generation lacks; see `docs/evaluation.md` for
+what the priors do there, including the honest comparison of AID with its UNet twin.
+
 ## Reproduce
 
-One command rebuilds the data, both priors, the assets, the figures and this card
-(about {card['total_minutes']:.0f} min on 2 CPU cores; much faster with `--device cuda --sequential`):
+Three commands rebuild the data, both priors (the three rounds above), the assets, the figures
+and this card (about {card['total_minutes']:.0f} min on 2 CPU cores; much faster with `--device cuda --sequential`):
 
 ```
 pip install -e ".[train]"
-python scripts/build_default_prior.py --work build/default_prior
+B=scripts/build_default_prior.py
+python $B --work build/r0 --stages data,train --cond-noise 0 --cold-start 0
+python $B --work build/r1 --data build/r0/data --stages train --init-aid build/r0/aid/model.pt --init-unet build/r0/unet/model.pt \\
+    --lr 3e-4 --warmup 20 --lr-schedule cosine --cond-noise 0 --cold-start 0
+python $B --work build/r2 --data build/r0/data --stages train,export,scan,card --init-aid build/r1/aid/model.pt \\
+    --init-unet build/r1/unet/model.pt --lr 2e-4 --warmup 20 --lr-schedule cosine --history build/r0,build/r1
 ```
 
 (`--template nilearn-*.whl` reads the template from a downloaded wheel instead of an installed
@@ -426,15 +508,20 @@ without fee, keeping the notice). The full notice is in `mrirecon/assets/NOTICE_
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=ROOT / "build" / "default_prior", help="runs, logs and cached data")
+    p.add_argument("--data", type=Path, default=None, help="phantom cache folder (default WORK/data; share it between rounds)")
     p.add_argument("--template", default=None, help="nilearn wheel or template folder (default: installed nilearn)")
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--volumes", type=int, default=160, help="training phantom volumes")
     p.add_argument("--heldout-volumes", type=int, default=12)
-    p.add_argument("--steps-aid", type=int, default=1300)
-    p.add_argument("--steps-unet", type=int, default=1600)
-    p.add_argument("--batch-aid", type=int, default=4, help="windows of seq_length+1 slices per step")
-    p.add_argument("--batch-unet", type=int, default=16, help="slices per step")
+    p.add_argument("--steps-aid", type=int, default=1000)
+    p.add_argument("--steps-unet", type=int, default=1000)
+    p.add_argument("--init-aid", default=None, help="fine-tune the AID prior from these weights (e.g. default)")
+    p.add_argument("--init-unet", default=None, help="fine-tune the UNet prior from these weights (e.g. default-unet)")
+    p.add_argument("--cond-noise", type=float, default=0.1, help="AID: max noise std on conditioning slices")
+    p.add_argument("--cold-start", type=float, default=0.1, help="AID: probability of a zeroed first condition")
+    p.add_argument("--batch-aid", type=int, default=3, help="windows of seq_length+1 slices per step")
+    p.add_argument("--batch-unet", type=int, default=8, help="slices per step")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument(
@@ -448,14 +535,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"))
     p.add_argument("--threads", type=int, default=1, help="torch threads per training process")
-    p.add_argument("--threads-card", type=int, default=2)
+    p.add_argument("--threads-card", type=int, default=1, help="torch threads for the model-card stage")
+    p.add_argument(
+        "--history",
+        default=None,
+        help="card stage: earlier training rounds, oldest first (work folders or earlier card JSONs, comma separated)",
+    )
     p.add_argument("--sequential", action="store_true", help="train AID then UNet instead of concurrently")
+    p.add_argument("--priors", default="aid,unet", help="which priors the train stage trains (aid, unet or both)")
     p.add_argument("--gen-steps", type=int, default=100, help="DDIM steps per generated frame (model card)")
+    p.add_argument("--gen-eta", type=float, default=1.0, help="DDIM eta of the generated frames (model card)")
     args = p.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         p.error(f"--stages: unknown stage(s) {unknown}; choose from {list(STAGES)}")
+    bad = sorted({k.strip() for k in args.priors.split(",")} - {"aid", "unet"})
+    if bad:
+        p.error(f"--priors: unknown prior(s) {bad}; choose from aid, unet")
     args.work = args.work.resolve()
     for stage in STAGES:
         if stage in stages:

@@ -219,6 +219,16 @@ def test_recon_aid_with_uncertainty(scan, tmp_path):
         assert json.loads(f.attrs["slices"]) == [1, 2]
     assert std.shape == (2, SIZE, SIZE) and float(std.max()) > 0
     assert (tmp_path / "aid.png").exists()
+    # sampler options reach the sampler (recorded in the file's info) and bad ones fail in one line
+    out2 = tmp_path / "aid_ddim.h5"
+    r = invoke("recon", scan, "-o", out2, "--steps", "2", "--slices", "1", "--update", "ddim", "--eta", "0.5",
+               "--dc", "cg", "--dc-steps", "3", *SMALL)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    with h5py.File(out2, "r") as f:
+        info = json.loads(f.attrs["info"])
+    assert (info["update"], info["eta"], info["dc"], info["dc_steps"]) == ("ddim", 0.5, "cg", 3)
+    r = invoke("recon", scan, "-o", tmp_path / "bad.h5", "--steps", "2", "--slices", "1", "--dc", "newton", *SMALL)
+    assert r.exit_code == 2 and "dc must be one of" in r.output
 
 
 @pytest.fixture(scope="module")
@@ -288,8 +298,9 @@ def test_evaluate_grid_summary_and_plots(data_dir, tmp_path):
     assert r.exit_code == 0, r.output
     rows = _rows(out)
     assert len(rows) == 2 * 2 * 1 * 2
+    files, masks, methods = ("sim_0.h5", "sim_1.h5"), ("random", "equispaced"), ("zero-filled", "aid")
     assert {(x["file"], x["mask"], x["method"]) for x in rows} == {
-        (f, m, meth) for f in ("sim_0.h5", "sim_1.h5") for m in ("random", "equispaced") for meth in ("zero-filled", "aid")
+        (f, m, meth) for f in files for m in masks for meth in methods
     }
     per = json.loads(rows[0]["per_slice"])
     assert per["slice"] == [1, 2] and len(per["psnr"]) == 2
@@ -432,3 +443,9 @@ def test_demo_writes_figure_result_and_metrics(tmp_path):
     assert set(metrics) == {"zero-filled", "L1-wavelet", "UNet", "AID"}
     with h5py.File(out / "recon.h5", "r") as f:
         assert f["reconstruction"].shape[0] == 2 and "std" in f and "zero_filled" in f
+
+
+def test_module_entry_point_for_torchrun():
+    """``torchrun ... -m mrirecon.cli evaluate ...`` needs ``python -m mrirecon.cli`` to work."""
+    r = subprocess.run([sys.executable, "-m", "mrirecon.cli", "--version"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "mrirecon" in r.stdout

@@ -21,7 +21,6 @@ from mrirecon.distributed import (
 )
 from mrirecon.errors import MrireconError
 from mrirecon.evaluation import (
-    COLUMNS,
     ResultsTable,
     WorkItem,
     make_grid,
@@ -343,7 +342,7 @@ def test_run_evaluation_interrupt_then_resume(sim_dir, tmp_path):
     events = []
     report = run_evaluation(_config(sim_dir, out), progress=lambda e, i: events.append((e, i)))
     start = next(i for e, i in events if e == "start")
-    assert start == {"total": 8, "todo": 5, "rank": 0, "world_size": 1}
+    assert start == {"total": 8, "todo": 5, "mine": 5, "rank": 0, "world_size": 1}
     assert report.done == 5 and report.skipped == 3 and len(report.rows) == 8
     assert report.rows[:3] == first  # resumed rows kept bit for bit, grid order
     # the masks depend on the file name and seed only: a fresh run gives the same numbers
@@ -386,3 +385,16 @@ def test_run_evaluation_on_two_gloo_ranks_matches_one_process(sim_dir, tmp_path)
     assert part_files(out / "metrics.csv") == []
     single = run_evaluation(_config(sim_dir, tmp_path / "single"))
     assert _comparable(ResultsTable(out / "metrics.csv").rows()) == _comparable(single.rows)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_run_evaluation_on_cuda(sim_dir, tmp_path):
+    from mrirecon.evaluation import run_evaluation
+
+    report = run_evaluation(
+        _config(sim_dir, tmp_path / "gpu", masks=("equispaced",), accelerations=(4.0,), methods=("zero-filled", "aid"),
+                steps=2, device="cuda")  # fmt: skip
+    )
+    assert len(report.rows) == 4 and {r["device"] for r in report.rows} == {"cuda:0"}
+    assert all(np.isfinite(r["psnr"]) for r in report.rows)

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from mrirecon.errors import MrireconError
-from mrirecon.prior import load_prior
 from mrirecon.recon import generate_sequence
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "aid"
-
-
-@pytest.fixture(scope="module")
-def aid():
-    d = FIXTURES / "causal_tiny"
-    return load_prior(config=d / "config.yaml", weights=d / "model.pt")
-
-
-@pytest.fixture(scope="module")
-def unet():
-    d = FIXTURES / "unet_tiny"
-    return load_prior(config=d / "config.yaml", weights=d / "model.pt")
 
 
 class Spy:

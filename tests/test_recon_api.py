@@ -17,19 +17,7 @@ from mrirecon.prior import load_prior
 from mrirecon.recon import classical
 from mrirecon.recon.api import reconstruct, reconstruct_file, sampling_density
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "aid"
-
-
-@pytest.fixture(scope="module")
-def aid():
-    d = FIXTURES / "causal_tiny"
-    return load_prior(config=d / "config.yaml", weights=d / "model.pt")
-
-
-@pytest.fixture(scope="module")
-def unet():
-    d = FIXTURES / "unet_tiny"
-    return load_prior(config=d / "config.yaml", weights=d / "model.pt")
+from conftest import FIXTURES
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ birdcage coils), so every piece here is the real component.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,24 +15,10 @@ import torch
 
 from mrirecon.data.simulate import phantom_volume, simulate_scan
 from mrirecon.errors import MrireconError
-from mrirecon.physics.fft import center_pad, complex_to_channels, fft2c, ifft2c
+from mrirecon.physics.fft import complex_to_channels, fft2c, ifft2c
 from mrirecon.physics.operators import SenseOp
-from mrirecon.prior import load_prior
 from mrirecon.recon.sampler import AIDSampler, UNetSampler, VolumeData, slice_seed
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "aid"
-
-
-@pytest.fixture(scope="module")
-def aid():
-    d = FIXTURES / "causal_tiny"
-    return load_prior(config=d / "config.yaml", weights=d / "model.pt")
-
-
-@pytest.fixture(scope="module")
-def unet():
-    d = FIXTURES / "unet_tiny"
-    return load_prior(config=d / "config.yaml", weights=d / "model.pt")
 
 
 def line_mask(H: int, W: int, R: int = 3, acs: int = 4) -> np.ndarray:
@@ -76,7 +61,7 @@ def test_reference_rule_reproduces_a_hand_computed_two_step_chain(aid):
     data.given = given
     data.kspace = data.kspace / float(np.abs(sim.image).max())
     seed, K, tau = 7, 2, 0.8
-    sampler = AIDSampler(aid, steps=2, dc_steps=K, dc_step_size=1.0, temperature=tau, update="reference")
+    sampler = AIDSampler(aid, steps=2, dc="gradient", dc_steps=K, dc_step_size=1.0, temperature=tau, update="reference")
     assert sampler.schedule.timesteps.tolist() == [500, 0]
     out = sampler.sample_volume(data, n_samples=1, seed=seed)
 
@@ -137,6 +122,13 @@ def test_more_data_consistency_steps_fit_the_data_better(aid):
     fits = [residual(AIDSampler(aid, steps=2, dc_steps=k).sample_volume(data, seed=0)[0], data) for k in (0, 2, 8)]
     assert fits[0] > fits[1] > fits[2]
     assert fits[2] < 0.5 * fits[0]
+
+
+def test_cg_data_consistency_fits_the_coils_better_than_gradient_steps(aid):
+    data, _, _ = volume(slices=1, snr_db=None)
+    fit = {dc: residual(AIDSampler(aid, steps=2, dc_steps=3, dc=dc).sample_volume(data, seed=0)[0], data)
+           for dc in ("gradient", "cg")}  # fmt: skip
+    assert fit["cg"] < 0.5 * fit["gradient"], fit
 
 
 def test_seeds_reproduce_bit_for_bit(aid):

@@ -81,6 +81,33 @@ def test_data_consistency_small_steps_converge_geometrically():
     np.testing.assert_allclose(np.array(res[1:]) / np.array(res[:-1]), 0.5, rtol=1e-9)
 
 
+def _coil_problem(seed: int = 0):
+    """Two-coil Cartesian SENSE problem at R = 2 with Σ|S|² = 1: AᴴA is not a projection."""
+    g = torch.Generator().manual_seed(seed)
+    maps = torch.randn(2, 8, 8, generator=g, dtype=torch.complex128)
+    maps = maps / torch.sqrt((maps.abs() ** 2).sum(0))
+    mask = torch.zeros(8, 8, dtype=torch.float64)
+    mask[:, ::2] = 1
+    x_true = torch.randn(8, 8, generator=g, dtype=torch.complex128)
+    y = mask * fft2c(maps * x_true)
+    normal = lambda x: (maps.conj() * ifft2c(mask * fft2c(maps * x[..., None, :, :]))).sum(-3)  # noqa: E731
+    return x_true, mask, y, normal, (maps.conj() * ifft2c(y)).sum(-3)
+
+
+def test_cg_data_consistency_fits_faster_than_gradient_steps():
+    x_true, mask, y, normal, rhs = _coil_problem()
+    x = torch.zeros(3, 8, 8, dtype=torch.complex128)  # a batch of three "x̂0"
+    x[1] += 0.5
+    for k, factor in ((4, 0.6), (16, 0.3), (32, 0.1)):  # CG's lead grows with the iterations
+        res = {}
+        for method in ("gradient", "cg"):
+            out = data_consistency(x, normal, rhs, n_steps=k, step_size=1.0, method=method)
+            assert out.shape == x.shape
+            res[method] = float(torch.linalg.vector_norm(normal(out) - rhs))
+        assert res["cg"] < factor * res["gradient"], (k, res)
+    assert data_consistency(x, normal, rhs, 0, 1.0, "cg") is x
+
+
 def test_reference_update_formula_and_final_step():
     g = torch.Generator().manual_seed(2)
     x0, n, xt, eps = (torch.randn(3, 2, 4, 4, generator=g) for _ in range(4))

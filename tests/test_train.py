@@ -114,6 +114,34 @@ def _fixed_batch_loss(prior_network, vols) -> float:
     return float(terms.mse.mean())
 
 
+def test_conditioning_degradation_reaches_only_the_conditioning_frames(volumes):
+    from mrirecon.prior.datasets import SliceWindows, to_volume
+
+    class Recorder(torch.nn.Module):
+        """Records what the loss feeds the network; predicts ε = 0 (and a flat variance)."""
+
+        def forward(self, cond, noisy, t):
+            self.cond, self.noisy = cond.clone(), noisy.clone()
+            return torch.zeros(noisy.shape[:2] + (2 * noisy.shape[2],) + noisy.shape[3:])
+
+    ds = SliceWindows([to_volume(v, "v") for v in volumes], 3, augment=False)
+    batch = torch.stack([ds[i] for i in range(8)])
+    net = Recorder()
+    runs = {}
+    for name, kw in {"plain": {}, "noisy": {"cond_noise": 0.2}, "cold": {"cold_start": 1.0}}.items():
+        terms = causal_loss(net, _sched(), batch, True, torch.Generator().manual_seed(5), **kw)
+        runs[name] = (net.cond, net.noisy, terms)
+    plain_cond, plain_noisy, plain_terms = runs["plain"]
+    assert torch.equal(plain_cond, batch[:, :-1])  # the reference objective: clean teacher forcing
+    for name in ("noisy", "cold"):  # targets, timesteps and target noise are unchanged
+        assert torch.equal(runs[name][1], plain_noisy)
+    sigma = (runs["noisy"][0] - batch[:, :-1]).flatten(1).std(1)
+    assert float(sigma.max()) < 0.2 and float(sigma.min()) >= 0 and float(sigma.std()) > 0.01  # per sequence
+    cold = runs["cold"][0]
+    assert float(cold[:, 0].abs().max()) == 0 and torch.equal(cold[:, 1:], batch[:, 1:-1])
+    torch.testing.assert_close(runs["cold"][2].mse, plain_terms.mse)  # ε̂ = 0 ignores the condition
+
+
 def test_tiny_prior_trains_saves_resumes_and_reloads(tmp_path, volumes):
     torch.manual_seed(0)
     from mrirecon.prior import PriorConfig, build_network
@@ -150,6 +178,11 @@ def test_tiny_prior_trains_saves_resumes_and_reloads(tmp_path, volumes):
     for name, value in reloaded.network.state_dict().items():
         assert torch.equal(value.float(), b["ema"][name].float()), name
     assert (tmp_path / "resumed" / "summary.json").is_file()
+    # Resuming a finished run at its final step trains nothing and changes nothing.
+    again = _quick(tmp_path / "resumed", volumes, steps=30, resume=True)
+    assert again.step == 30 and len(again.history) == 30
+    c = torch.load(tmp_path / "resumed" / "train_state.pt", weights_only=False)
+    assert all(torch.equal(v, c["ema"][k]) for k, v in b["ema"].items())
 
 
 def test_unet_twin_trains_on_slices(tmp_path, volumes):
@@ -158,6 +191,21 @@ def test_unet_twin_trains_on_slices(tmp_path, volumes):
     prior = load_prior(result.model_path)
     x = torch.zeros(2, 2, 16, 16)
     assert prior.network(x, torch.tensor([5, 500])).shape == (2, 4, 16, 16)
+
+
+def test_fine_tune_starts_from_the_given_weights(tmp_path, volumes):
+    base = _quick(tmp_path / "base", volumes, steps=6)
+    start = load_prior(base.model_path)
+    before = _fixed_batch_loss(start.network.eval(), volumes)
+    # A negligible step exports the initial weights: model and EMA both start from them.
+    same = _quick(tmp_path / "zero", volumes, steps=1, lr=1e-12, init=base.model_path)
+    copied = load_prior(same.model_path)
+    for name, value in start.network.state_dict().items():
+        assert torch.allclose(copied.network.state_dict()[name], value, atol=1e-6), name
+    tuned = _quick(tmp_path / "tuned", volumes, steps=12, init=start)
+    assert _fixed_batch_loss(load_prior(tuned.model_path).network.eval(), volumes) < before
+    with pytest.raises(MrireconError, match="config differs.*num_channels"):
+        _quick(tmp_path / "bad", volumes, steps=1, init=base.model_path, cfg=TINY | {"num_channels": 64})
 
 
 def test_train_refuses_bad_runs(tmp_path, volumes):
@@ -172,6 +220,10 @@ def test_train_refuses_bad_runs(tmp_path, volumes):
         _quick(tmp_path / "c", volumes, steps=1, magnitude=True)
     with pytest.raises(MrireconError, match="steps must be >= 1"):
         _quick(tmp_path / "d", volumes, steps=0)
+    with pytest.raises(MrireconError, match="plain UNet"):
+        _quick(tmp_path / "e", volumes, steps=1, cfg=TINY_UNET, cond_noise=0.1)
+    with pytest.raises(MrireconError, match="cold_start must be in"):
+        _quick(tmp_path / "f", volumes, steps=1, cold_start=1.5)
 
 
 def test_denoising_error_compares_priors(volumes):

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import io
 import os
 import zipfile
 from dataclasses import dataclass
@@ -180,11 +179,11 @@ def load_mni_template(source: str | os.PathLike | None = None) -> MniTemplate:
 
 @lru_cache(maxsize=2)
 def _load_cached(source: str | None, _env: str | None) -> MniTemplate:
+    raw, where = _read_sources(source)  # first, so a wrong source is reported before a missing extra
     try:
         import nibabel as nib
     except ImportError:  # pragma: no cover - nibabel is in the train extra
         raise MrireconError('reading the MNI template needs nibabel: pip install "mrirecon[train]"') from None
-    raw, where = _read_sources(source)
     maps = {}
     affine = None
     for key, data in raw.items():

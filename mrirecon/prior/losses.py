@@ -152,8 +152,15 @@ def causal_loss(
     learn_sigma: bool,
     generator: torch.Generator | None = None,
     autocast: torch.autocast | None = None,
+    cond_noise: float = 0.0,
+    cold_start: float = 0.0,
 ) -> LossTerms:
     """Teacher-forced AID loss on windows of ``T+1`` consecutive slices.
+
+    Teacher forcing conditions every target on *clean* earlier slices, while a reconstruction
+    conditions on *reconstructed* ones, whose errors then carry from slice to slice, and its
+    first slice on a zero frame the reference never trains. ``cond_noise`` and ``cold_start``
+    train both cases (0 for both is the reference's objective).
 
     Parameters
     ----------
@@ -167,6 +174,12 @@ def causal_loss(
         Draws ``t ~ U{0..N−1}`` (one per sequence) and ε, on the generator's device.
     autocast : torch.autocast, optional
         Mixed-precision context for the forward pass (bf16 on GPU).
+    cond_noise : float
+        Each sequence's conditioning frames get Gaussian noise of std ``U(0, cond_noise)``
+        (a stand-in for reconstruction errors; images lie in [-1, 1]).
+    cold_start : float
+        Probability that a sequence's first conditioning frame is zeroed, as in a cold-start
+        reconstruction of the first slice.
 
     Returns
     -------
@@ -175,6 +188,8 @@ def causal_loss(
     """
     cond, target = windows[:, :-1], windows[:, 1:]
     t, noise = _draw(schedule, target, generator)
+    if cond_noise > 0 or cold_start > 0:
+        cond = _degrade(cond, cond_noise, cold_start, generator)
     x_t = schedule.q_sample(target, t, noise)
     with autocast if autocast is not None else contextlib.nullcontext():
         out = network(cond, x_t, t)
@@ -202,6 +217,18 @@ def unet_loss(
     with autocast if autocast is not None else contextlib.nullcontext():
         out = network(x_t, t)
     return hybrid_loss(schedule, out, images, x_t, noise, t, learn_sigma)
+
+
+def _degrade(cond: Tensor, noise_std: float, zero_prob: float, generator: torch.Generator | None) -> Tensor:
+    """Conditioning frames (B, T, C, H, W) with per-sequence noise and zeroed first frames."""
+    dev = generator.device if generator is not None else cond.device
+    b = cond.shape[0]
+    sigma = noise_std * torch.rand(b, generator=generator, device=dev)
+    noise = torch.randn(cond.shape, generator=generator, device=dev, dtype=cond.dtype)
+    keep = (torch.rand(b, generator=generator, device=dev) >= zero_prob).to(cond.dtype)
+    out = cond + sigma.to(cond)[:, None, None, None, None] * noise.to(cond.device)
+    first = out[:, :1] * keep.to(cond.device)[:, None, None, None, None]
+    return torch.cat([first, out[:, 1:]], dim=1)
 
 
 def _draw(schedule: DiffusionSchedule, x: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:

@@ -77,6 +77,8 @@ class TrainSettings:
     checkpoint_every: int = 500
     log_every: int = 10
     amp: str = "auto"
+    cond_noise: float = 0.0
+    cold_start: float = 0.0
 
     def validate(self) -> None:
         require(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
@@ -91,6 +93,8 @@ class TrainSettings:
         require(self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
         require(self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}")
         require(self.amp in ("auto", "bf16", "off"), f"amp must be 'auto', 'bf16' or 'off', got {self.amp!r}")
+        require(0.0 <= self.cond_noise <= 1.0, f"cond_noise must be in [0, 1], got {self.cond_noise}")
+        require(0.0 <= self.cold_start <= 1.0, f"cold_start must be in [0, 1], got {self.cold_start}")
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimiser step ``step`` (0-based): warm-up, then constant or cosine."""
@@ -146,6 +150,19 @@ def _atomic_text(text: str, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _load_init(network: torch.nn.Module, ema: torch.nn.Module, cfg: PriorConfig, init) -> None:
+    """Copy the weights of prior ``init`` into ``network`` and ``ema`` (fine-tuning start)."""
+    from mrirecon.prior import load_prior
+
+    source = init if hasattr(init, "network") and hasattr(init, "config") else load_prior(init, device="cpu")
+    mine, theirs = cfg.to_dict(), source.config.to_dict()
+    differ = [k for k in mine if k not in ("name", "dataset") and mine.get(k) != theirs.get(k)]
+    require(not differ, f"init={init}: its config differs from the training config in {differ[:5]}")
+    weights = {k: v.float() for k, v in source.network.state_dict().items()}
+    network.load_state_dict(weights)
+    ema.load_state_dict(weights)
 
 
 def _step_seed(seed: int, rank: int, step: int, micro: int) -> int:
@@ -252,9 +269,12 @@ def train(
     log_every: int = 10,
     device: str = "cpu",
     amp: str = "auto",
+    cond_noise: float = 0.0,
+    cold_start: float = 0.0,
     num_threads: int | None = None,
     magnitude: bool | None = None,
     template: str | os.PathLike | None = None,
+    init: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Train a Causal-UNet (config with ``seq_length``) or a plain UNet prior.
@@ -288,12 +308,20 @@ def train(
         bf16 autocast of the forward pass: ``auto`` on CUDA only, ``bf16`` on any device (CPUs
         with native bf16 such as AVX512-BF16/AMX gain ~1.5x), ``off`` never. Weights, optimiser
         and loss stay fp32.
+    cond_noise, cold_start : float
+        AID only: noise on the conditioning slices and the probability of a zeroed first
+        conditioning slice (:func:`mrirecon.prior.losses.causal_loss`), for robustness to
+        reconstructed (imperfect) conditioning and to the cold start of the first slice.
     num_threads : int, optional
         ``torch.set_num_threads`` for CPU training.
     magnitude : bool, optional
         Override the config's ``mag`` for the data.
     template : path, optional
         MNI template source for ``"mni"`` data (see :func:`mrirecon.data.phantoms.load_mni_template`).
+    init : str, path or Prior, optional
+        Fine-tune: start model and EMA from this prior's weights (a loaded prior, or anything
+        :func:`mrirecon.prior.load_prior` reads) instead of a random initialisation.
+        Its config must equal ``config``. Ignored when resuming (the state holds the weights).
     progress : bool
         Show a rich progress bar (rank 0).
 
@@ -305,10 +333,15 @@ def train(
         steps=steps, batch_size=batch_size, lr=lr, seed=seed, weight_decay=weight_decay, ema_decay=ema_decay,
         grad_clip=grad_clip, grad_accum=grad_accum, warmup_steps=warmup_steps, lr_schedule=lr_schedule,
         augment=augment, checkpoint_every=checkpoint_every, log_every=log_every, amp=amp,
+        cond_noise=cond_noise, cold_start=cold_start,
     )  # fmt: skip
     settings.validate()
     cfg = resolve_config(config)
     causal = is_causal_config(cfg)
+    require(
+        causal or (settings.cond_noise == 0 and settings.cold_start == 0),
+        "cond_noise and cold_start condition AID priors; this config (no seq_length) is a plain UNet",
+    )
     if num_threads is not None:
         require(num_threads >= 1, f"num_threads must be >= 1, got {num_threads}")
         torch.set_num_threads(num_threads)
@@ -354,6 +387,8 @@ def train(
     num_params = sum(p.numel() for p in network.parameters())
     optimiser = torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     step = 0
+    if init is not None and state is None:
+        _load_init(network, ema, cfg, init)
     if state is not None:
         network.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
@@ -403,10 +438,12 @@ def train(
             "device": str(dev),
             "num_windows": len(dataset),
             "num_volumes": len(volumes),
+            "init": None if init is None else str(getattr(getattr(init, "config", None), "name", None) or init),
         }
         _atomic_text(json.dumps(summary, indent=2) + "\n", out / "summary.json")
 
     bar = _progress(progress and ctx.is_main, settings.steps, step, "AID" if causal else "UNet")
+    saved_at = None
     network.train()
     try:
         while step < settings.steps:
@@ -421,7 +458,9 @@ def train(
                 sync = micro == settings.grad_accum - 1 or not ctx.distributed
                 with model.no_sync() if not sync else contextlib.nullcontext():
                     if causal:
-                        terms = causal_loss(model, schedule, batch, learn_sigma, gen, amp_ctx)
+                        terms = causal_loss(
+                            model, schedule, batch, learn_sigma, gen, amp_ctx, settings.cond_noise, settings.cold_start
+                        )
                     else:
                         terms = unet_loss(model, schedule, batch[:, 0], learn_sigma, gen, amp_ctx)
                     (terms.loss.mean() / settings.grad_accum).backward()
@@ -452,6 +491,9 @@ def train(
                 bar.update(step, row)
             if step % settings.checkpoint_every == 0 or step == settings.steps:
                 save()
+                saved_at = step
+        if saved_at != step:  # e.g. resumed at its final step: refresh the exported files
+            save()
     finally:
         bar.close()
     elapsed = elapsed0 + time.perf_counter() - t_start

@@ -21,6 +21,7 @@ import torch
 
 from mrirecon.errors import MrireconError, check_finite, require
 from mrirecon.physics.operators import SenseOp
+from mrirecon.physics.solvers import conjugate_gradient
 
 __all__ = ["l1_wavelet", "sense_cg", "zero_filled"]
 
@@ -159,27 +160,7 @@ def sense_cg(kspace, mask, maps, lam: float = 1e-3, iters: int = 30, *, tol: flo
     def apply(v: torch.Tensor) -> torch.Tensor:
         return op.normal(v) + lam * v
 
-    def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # per slice, real part
-        return (a.conj() * b).real.sum((-2, -1))
-
-    b = op.adjoint(k)
-    x = torch.zeros_like(b)
-    r = b.clone()
-    p = r.clone()
-    rr = dot(r, r)
-    stop = (tol**2) * dot(b, b)
-    for _ in range(iters):
-        if bool((rr <= stop).all()):
-            break
-        ap = apply(p)
-        pap = dot(p, ap)
-        alpha = torch.where(pap > 0, rr / torch.where(pap > 0, pap, 1), 0)[:, None, None]
-        x = x + alpha * p
-        r = r - alpha * ap
-        rr_new = dot(r, r)
-        beta = torch.where(rr > 0, rr_new / torch.where(rr > 0, rr, 1), 0)[:, None, None]
-        p = r + beta * p
-        rr = rr_new
+    x = conjugate_gradient(apply, op.adjoint(k), iters=iters, tol=tol)
     return _output(x, single, like_numpy, out_dev)
 
 

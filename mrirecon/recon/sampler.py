@@ -1,8 +1,9 @@
 """Posterior sampling of a multi-slice scan with a diffusion prior and data consistency.
 
 Each slice's posterior ``p(x_s | y_s, x_{<s})`` is sampled by a reverse diffusion chain whose
-every step predicts the clean image with the prior, takes K gradient steps on
-``½‖A_s x - y_s‖²`` (``A_s = M F S_s``, the multi-coil operator of slice ``s``) and re-noises
+every step predicts the clean image with the prior, takes K conjugate-gradient (or, as the
+reference, gradient) iterations on ``½‖A_s x - y_s‖²`` (``A_s = M F S_s``, the multi-coil
+operator of slice ``s``) and re-noises
 (:mod:`mrirecon.recon.steps`). Two samplers share that chain:
 
 * :class:`AIDSampler` (AID Causal-UNet prior): slices are reconstructed **one after the
@@ -50,7 +51,7 @@ import torch
 
 from mrirecon.errors import MrireconError, require
 from mrirecon.physics.fft import center_crop, center_pad, channels_to_complex, complex_to_channels
-from mrirecon.recon.steps import StepSchedule, UpdateRule, data_consistency, make_update, predict_x0
+from mrirecon.recon.steps import DC_METHODS, StepSchedule, UpdateRule, data_consistency, make_update, predict_x0
 
 __all__ = [
     "AIDSampler",
@@ -127,7 +128,7 @@ class VolumeData:
 
 
 class DataConsistency:
-    """K gradient steps on ``½‖A x - y‖²`` for images on a (possibly padded) network grid.
+    """K data-consistency iterations on ``½‖A x - y‖²`` for images on a (possibly padded) network grid.
 
     ``A x = M F (S · crop(x))``; ``AᴴA x = pad(Sᴴ F⁻¹ M F S crop(x))`` and the right-hand side
     ``pad(Aᴴ y)`` is computed once.
@@ -142,15 +143,20 @@ class DataConsistency:
         Network grid (>= (H, W)).
     n_steps, step_size : int, float
         K and η.
+    method : {"gradient", "cg"}
+        See :func:`mrirecon.recon.steps.data_consistency`.
     """
 
-    def __init__(self, op, y: torch.Tensor, grid: tuple[int, int], n_steps: int, step_size: float):
+    def __init__(
+        self, op, y: torch.Tensor, grid: tuple[int, int], n_steps: int, step_size: float, method: str = "gradient"
+    ):
         self.op = op
         self.shape = (int(y.shape[-2]), int(y.shape[-1]))
         self.grid = (int(grid[0]), int(grid[1]))
         self.padded = self.grid != self.shape
         self.n_steps = int(n_steps)
         self.step_size = float(step_size)
+        self.method = method
         self.rhs = self._pad(op.adjoint(y))
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
@@ -165,7 +171,7 @@ class DataConsistency:
         return self._pad(self.op.normal(self.crop(x)))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return data_consistency(x, self.normal, self.rhs, self.n_steps, self.step_size)
+        return data_consistency(x, self.normal, self.rhs, self.n_steps, self.step_size, self.method)
 
 
 class _Progress:
@@ -226,8 +232,9 @@ class _DiffusionSampler:
         update: str | UpdateRule = "reference",
         eta: float = 0.0,
         temperature: float = 1.0,
-        dc_steps: int = 4,
+        dc_steps: int = 8,
         dc_step_size: float = 1.0,
+        dc: str = "cg",
         precision: str | None = None,
         timesteps=None,
         progress: bool = False,
@@ -260,6 +267,8 @@ class _DiffusionSampler:
             timesteps = prior.schedule.respace(steps)
         self.schedule = StepSchedule.from_alphas_cumprod(table, timesteps)
         self.rule = update if isinstance(update, UpdateRule) else make_update(update, eta, temperature)
+        require(dc in DC_METHODS, f"dc must be one of {DC_METHODS}, got {dc!r}")
+        self.dc = dc
         self.dc_steps = int(dc_steps)
         self.dc_step_size = float(dc_step_size)
         self.precision = self.prior.precision
@@ -334,7 +343,11 @@ class AIDSampler(_DiffusionSampler):
     temperature : float
         τ on the injected noise.
     dc_steps, dc_step_size : int, float
-        K gradient steps of size η per diffusion step (reference: 4 and 1).
+        K data-consistency iterations per diffusion step; η of gradient steps (reference:
+        4 gradient steps of size 1).
+    dc : {"cg", "gradient"}
+        Conjugate gradients (default) or the reference's gradient steps
+        (:func:`mrirecon.recon.steps.data_consistency`).
     attention : {"reference", "full"}
         Window semantics (module docstring).
     precision : {"fp32", "bf16", "tf32"}, optional
@@ -430,7 +443,7 @@ class AIDSampler(_DiffusionSampler):
         from mrirecon.physics.operators import SenseOp
 
         op = SenseOp(data.maps[s], data.mask_of(s))
-        dc = DataConsistency(op, data.kspace[s], grid, self.dc_steps, self.dc_step_size)
+        dc = DataConsistency(op, data.kspace[s], grid, self.dc_steps, self.dc_step_size, self.dc)
         gen = self._generator(seed, s)
         shape = (n, 2) + grid
         x = torch.randn(shape, generator=gen, device=self.device)
@@ -499,7 +512,7 @@ class UNetSampler(_DiffusionSampler):
                 progress.start_slice(f"slices {idx.start}-{idx.stop - 1}" if k > 1 else f"slice {idx.start}")
                 mask = data.mask_of(sl)
                 op = SenseOp(data.maps[sl, None], mask[:, None, None] if mask.ndim == 3 else mask)
-                dc = DataConsistency(op, data.kspace[sl, None], grid, self.dc_steps, self.dc_step_size)
+                dc = DataConsistency(op, data.kspace[sl, None], grid, self.dc_steps, self.dc_step_size, self.dc)
                 gens = [self._generator(seed, s) for s in idx]
                 shape = (n_samples, 2) + grid
 

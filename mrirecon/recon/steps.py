@@ -8,7 +8,8 @@ schedule (:meth:`mrirecon.prior.DiffusionSchedule.respace`, the reference's spac
     ε̂           the network's noise prediction at (x_t, t)
     x̂0 = (x_t - √(1-ᾱ_t) ε̂) / √ᾱ_t                       ε-parametrisation, no clipping
     x̂0 ← x̂0 - η (AᴴA x̂0 - Aᴴy)        (K times)            data consistency (DC): gradient
-                                                            descent on ½‖A x - y‖²
+                                                            descent on ½‖A x - y‖² (or K
+                                                            conjugate-gradient iterations)
 
 followed by one of the two re-noising rules:
 
@@ -40,8 +41,10 @@ import numpy as np
 import torch
 
 from mrirecon.errors import MrireconError, require
+from mrirecon.physics.solvers import conjugate_gradient
 
 __all__ = [
+    "DC_METHODS",
     "DDIMUpdate",
     "ReferenceUpdate",
     "StepSchedule",
@@ -100,14 +103,25 @@ def predict_x0(x_t: torch.Tensor, eps: torch.Tensor, abar_t: float) -> torch.Ten
     return (x_t - math.sqrt(1.0 - abar_t) * eps) / math.sqrt(abar_t)
 
 
+#: Data-consistency methods: the reference's gradient steps, or conjugate gradients (as DDS).
+DC_METHODS = ("gradient", "cg")
+
+
 def data_consistency(
     x: torch.Tensor,
     normal: Callable[[torch.Tensor], torch.Tensor],
     rhs: torch.Tensor,
     n_steps: int,
     step_size: float,
+    method: str = "gradient",
 ) -> torch.Tensor:
-    """``n_steps`` gradient steps on ``½‖A x - y‖²``: ``x ← x - η (AᴴA x - Aᴴy)``.
+    """``n_steps`` iterations on ``½‖A x - y‖²`` starting from ``x``.
+
+    ``gradient`` (the reference): ``x ← x - η (AᴴA x - Aᴴy)``. ``cg``: conjugate gradients on
+    ``AᴴA x = Aᴴy`` from ``x`` (the decomposed diffusion sampler of Chung et al., ICLR 2024).
+    Both change ``x`` only inside the range of ``AᴴA`` (what the data see) and keep the prior's
+    null-space content; CG resolves the coil-unfolding directions, where ``AᴴA`` has small
+    eigenvalues and gradient steps crawl, in a few iterations.
 
     Parameters
     ----------
@@ -120,9 +134,13 @@ def data_consistency(
     n_steps : int
         K; 0 returns ``x`` unchanged.
     step_size : float
-        η; converges for ``0 < η < 2 / ‖AᴴA‖`` (η = 1 with Σ_c |S_c|² = 1 nearly replaces the
-        sampled k-space lines, which is what the reference does).
+        η of the gradient steps; converges for ``0 < η < 2 / ‖AᴴA‖`` (η = 1 with Σ_c |S_c|² = 1
+        nearly replaces the sampled k-space lines, which is what the reference does). CG chooses
+        its own steps.
+    method : {"gradient", "cg"}
     """
+    if method == "cg":
+        return conjugate_gradient(normal, rhs.expand_as(x), x0=x, iters=n_steps) if n_steps else x
     for _ in range(n_steps):
         x = x - step_size * (normal(x) - rhs)
     return x
