@@ -149,8 +149,10 @@ def sample_cmd(
     n: int = typer.Option(8, "-n", "--frames", help="Number of consecutive slices to generate."),
     out: Path = typer.Option(None, "--out", "-o", help="Output .h5 (dataset 'reconstruction' = magnitude, 'frames')."),
     png: Path = typer.Option(None, "--png", help="Picture of the frames side by side."),
-    steps: int = typer.Option(50, "--steps", help="DDIM steps per frame."),
-    eta: float = typer.Option(0.0, "--eta", help="DDIM eta in [0, 1] (0: deterministic given the seed)."),
+    steps: int = typer.Option(100, "--steps", help="DDIM steps per frame."),
+    eta: float = typer.Option(
+        1.0, "--eta", help="DDIM eta in [0, 1] (1: ancestral, more robust for small priors; 0: deterministic)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial noise."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ) -> None:

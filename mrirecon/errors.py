@@ -34,3 +34,13 @@ def check_ndim(x: np.ndarray | torch.Tensor, ndims: int | tuple[int, ...], name:
         x.ndim in allowed,
         f"{name} must be {layout}, got shape {tuple(x.shape)}",
     )
+
+
+def as_numeric_array(x, name: str) -> np.ndarray:
+    """``x`` (numpy or torch) as a numpy array of finite numbers, or a one-line error naming it."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    require(isinstance(x, np.ndarray), f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
+    require(x.dtype.kind in "biufc", f"{name} must hold numbers, got dtype {x.dtype}")
+    check_finite(x, name)
+    return x

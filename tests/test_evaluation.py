@@ -349,6 +349,9 @@ def test_run_evaluation_interrupt_then_resume(sim_dir, tmp_path):
     fresh = run_evaluation(_config(sim_dir, tmp_path / "fresh"))
     assert _comparable(fresh.rows) == _comparable(report.rows)
     assert (out / "summary.md").exists() and (out / "metrics_per_slice.csv").exists()
+    # sampler settings change the numbers: resuming with others is refused in one line
+    with pytest.raises(MrireconError, match="sampler="):
+        run_evaluation(_config(sim_dir, out, sampler={"dc": "gradient"}))
 
 
 def test_run_evaluation_rejects_test_files(tmp_path):

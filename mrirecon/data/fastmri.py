@@ -30,9 +30,8 @@ from typing import Iterator, Sequence
 
 import h5py
 import numpy as np
-import torch
 
-from mrirecon.errors import MrireconError, require
+from mrirecon.errors import MrireconError, as_numeric_array, require
 
 __all__ = [
     "ISMRMRD_NAMESPACE",
@@ -516,15 +515,6 @@ def open_scan(path: str | os.PathLike) -> Scan:
 # writing
 
 
-def _to_numpy(x, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    require(isinstance(x, np.ndarray), f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
-    require(x.dtype.kind in "biufc", f"{name} must hold numbers, got dtype {x.dtype}")
-    require(bool(np.isfinite(x).all()), f"{name} contains NaN or Inf values")
-    return x
-
-
 @contextlib.contextmanager
 def _atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
     """Write an HDF5 file to a temporary name beside ``path``, then rename it into place.
@@ -577,7 +567,7 @@ def write_reconstruction(
     -------
     Path
     """
-    x = _to_numpy(recon, "recon")
+    x = as_numeric_array(recon, "recon")
     require(x.ndim == 3, f"recon must be (slices, H, W), got shape {x.shape} (use x[None] for one slice)")
     mag = (np.abs(x) if x.dtype.kind == "c" else x).astype(np.float32)
     extras = {}
@@ -586,7 +576,7 @@ def write_reconstruction(
             isinstance(name, str) and name and name != "reconstruction" and "/" not in name,
             f"extra dataset names must be plain strings other than 'reconstruction', got {name!r}",
         )
-        extras[name] = _to_numpy(value, f"extra[{name!r}]")
+        extras[name] = as_numeric_array(value, f"extra[{name!r}]")
     with _atomic_h5(path) as f:
         f.create_dataset("reconstruction", data=mag)
         for name, value in extras.items():
@@ -624,7 +614,7 @@ def write_fastmri_scan(
     -------
     Path
     """
-    k = _to_numpy(kspace, "kspace")
+    k = as_numeric_array(kspace, "kspace")
     require(
         k.ndim in (3, 4),
         f"kspace must be (slices, coils, kx, ky) or single-coil (slices, kx, ky), got shape {k.shape}",
@@ -632,7 +622,7 @@ def write_fastmri_scan(
     multicoil = k.ndim == 4
     ref = None
     if reference_rss is not None:
-        ref = _to_numpy(reference_rss, "reference_rss")
+        ref = as_numeric_array(reference_rss, "reference_rss")
         require(
             ref.ndim == 3 and ref.shape[0] == k.shape[0] and ref.dtype.kind in "iuf",
             f"reference_rss must be real (slices={k.shape[0]}, H, W), got {ref.dtype} {ref.shape}",

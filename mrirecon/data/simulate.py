@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from mrirecon.data.fastmri import make_ismrmrd_header, write_fastmri_scan
-from mrirecon.errors import require
+from mrirecon.errors import as_numeric_array, require
 from mrirecon.physics.fft import center_crop, center_pad, fft2c, ifft2c
 
 __all__ = ["SimulatedScan", "phantom_volume", "rss_reference", "simulate_scan", "write_simulated"]
@@ -155,15 +155,6 @@ def _phase_map(coef: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.einsum("sk,khw->shw", coef, basis)
 
 
-def _as_array(x, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    require(isinstance(x, np.ndarray), f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
-    require(x.dtype.kind in "biufc", f"{name} must hold numbers, got dtype {x.dtype}")
-    require(bool(np.isfinite(x).all()), f"{name} contains NaN or Inf values")
-    return x
-
-
 def _positive_int(value, name: str) -> int:
     require(
         isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1,
@@ -220,7 +211,7 @@ def simulate_scan(
         ``kspace`` (S, C, oversample*h, w) complex64, ``reference_rss`` (S, h, w) float32,
         ``image`` (S, h, w) complex64, ``maps`` (S, C, h, w) complex64, ...
     """
-    img = _as_array(images, "images")
+    img = as_numeric_array(images, "images")
     require(
         img.ndim == 3,
         f"images must be a volume (slices, H, W), got shape {img.shape} (use x[None] for one slice)",
@@ -260,7 +251,7 @@ def simulate_scan(
         ncoil = 8 if coils is None else _positive_int(coils, "coils")
         maps_sim = sigpy.mri.birdcage_maps((ncoil, H, W), r=coil_radius, dtype=np.complex128)[None]
     else:
-        cm = _as_array(coil_maps, "coil_maps")
+        cm = as_numeric_array(coil_maps, "coil_maps")
         require(
             cm.ndim in (3, 4) and cm.shape[-2:] == (H, W) and (cm.ndim == 3 or cm.shape[0] == S),
             f"coil_maps must be (coils, {H}, {W}) or ({S}, coils, {H}, {W}), got shape {cm.shape}",
