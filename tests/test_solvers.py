@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from mrirecon.errors import MrireconError
 from mrirecon.physics.solvers import conjugate_gradient
 
 
@@ -45,3 +47,11 @@ def test_cg_from_a_start_keeps_the_null_space_and_stops_at_tolerance():
     loose = conjugate_gradient(apply2, b2, iters=4 * d, tol=1e-2)
     rel = torch.linalg.vector_norm(apply2(loose) - b2) / torch.linalg.vector_norm(b2)
     assert rel <= 1e-2 * 1.0001 and not torch.allclose(loose, exact2, atol=1e-10)
+
+
+def test_cg_rejects_bad_settings():
+    apply, b, _, _ = _hpd_batch()
+    with pytest.raises(MrireconError, match="iters must be an integer >= 0"):
+        conjugate_gradient(apply, b, iters=-1)
+    with pytest.raises(MrireconError, match="tol must be >= 0"):
+        conjugate_gradient(apply, b, tol=-0.1)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import torch
 
+from mrirecon.errors import require
+
 __all__ = ["conjugate_gradient"]
 
 
@@ -42,6 +44,8 @@ def conjugate_gradient(
     tol : float
         Stop once every image's residual satisfies ``‖r‖ ≤ tol·‖b‖`` (0: run all ``iters``).
     """
+    require(int(iters) == iters and iters >= 0, f"iters must be an integer >= 0, got {iters!r}")
+    require(tol >= 0, f"tol must be >= 0, got {tol!r}")
     x = torch.zeros_like(b) if x0 is None else x0.expand_as(b).clone()
     r = b - apply(x) if x0 is not None else b.clone()
     p = r.clone()
