@@ -323,7 +323,7 @@ def stage_card(args) -> None:
     _plot_losses(rounds, FIGURES / "default_prior_loss.png")
     # Generated frames: warm start on the first held-out window's first `seq` slices.
     aid = load_prior("default")
-    gen = _generate_frames(aid, windows[0, :seq], n_frames=6, steps=args.gen_steps, eta=args.gen_eta, seed=args.seed)
+    gen = _generate_frames(aid, windows[0, :seq], n_frames=6, steps=args.gen_steps, eta=args.gen_eta, seed=0)  # not the training seed
     frames = torch.cat([windows[0, :seq], gen.reshape(-1, *windows.shape[2:])], 0)
     mag = torch.linalg.vector_norm(frames, dim=1)
     fig, ax = plt.subplots(1, len(mag), figsize=(1.6 * len(mag), 1.9))
@@ -380,6 +380,7 @@ def write_model_card(card: dict, path: Path) -> None:
         return "\n".join(out)
 
     total = {k: sum(r["steps"] for r in tr[k]) for k in tr}
+    seeds = ", ".join(str(r.get("seed", 0)) for r in tr["aid"])
     first = {k: tr[k][0] for k in tr}
     text = f"""# Model card: the bundled default priors (`default`, `default-unet`)
 
@@ -429,12 +430,13 @@ earlier frames (teacher forcing) plus the VLB term for the variance head (ε̂ d
 the UNet gets single slices of the same volumes. AdamW (no weight decay), linear warm-up,
 gradient clipping 1.0, EMA decay {card['ema']} (the shipped weights). Training ran in rounds, each
 starting from the previous round's EMA weights (`train(..., init=...)`, `mrirecon train --init`);
-both priors got the same rounds and steps ({total['aid']} for AID, {total['unet']} for the UNet). The last AID
-round also trains for what reconstruction feeds the network and the reference's teacher forcing
-never shows it: conditioning slices with noise of a random std up to `cond_noise` (reconstructed
-slices are imperfect) and, with probability `cold_start`, a zeroed first conditioning slice (the
-cold start of a scan's first slice); see `mrirecon.prior.losses.causal_loss`. Every round used
-seed 0, so a fine-tuning round revisits the same batch order. Both priors trained at the same
+both priors got the same rounds and steps ({total['aid']} for AID, {total['unet']} for the UNet). The AID
+rounds marked in the table also train for what reconstruction feeds the network and the
+reference's teacher forcing never shows it: conditioning slices with noise of a random std up to
+`cond_noise` (reconstructed slices are imperfect) and, with probability `cold_start`, a zeroed
+first conditioning slice (the cold start of a scan's first slice); see
+`mrirecon.prior.losses.causal_loss`. Training seeds by round: {seeds} (a repeated seed revisits the
+same batch order). Both priors trained at the same
 time, one CPU thread each, on {card['machine']}, at times shared with other jobs, so wall times are
 not benchmarks. The first round's loss log was not kept (only its totals).
 
@@ -472,19 +474,23 @@ what the priors do there, including the honest comparison of AID with its UNet t
 
 ## Reproduce
 
-Three commands rebuild the data, both priors (the three rounds above), the assets, the figures
+Four commands rebuild the data, both priors (the rounds above), the assets, the figures
 and this card (about {card['total_minutes']:.0f} min on 2 CPU cores; much faster with `--device cuda --sequential`):
 
 ```
 pip install -e ".[train]"
-B=scripts/build_default_prior.py
-python $B --work build/r0 --stages data,train --cond-noise 0 --cold-start 0
-python $B --work build/r1 --data build/r0/data --stages train --init-aid build/r0/aid/model.pt --init-unet build/r0/unet/model.pt \\
-    --lr 3e-4 --warmup 20 --lr-schedule cosine --cond-noise 0 --cold-start 0
-python $B --work build/r2 --data build/r0/data --stages train,export,scan,card --init-aid build/r1/aid/model.pt \\
-    --init-unet build/r1/unet/model.pt --lr 2e-4 --warmup 20 --lr-schedule cosine --history build/r0,build/r1
+B="python scripts/build_default_prior.py --data build/r0/data --lr-schedule cosine --warmup 20"
+python scripts/build_default_prior.py --work build/r0 --stages data,train --cond-noise 0 --cold-start 0
+$B --work build/r1 --stages train --init-aid build/r0/aid/model.pt --init-unet build/r0/unet/model.pt \\
+    --lr 3e-4 --cond-noise 0 --cold-start 0
+$B --work build/r2 --stages train --init-aid build/r1/aid/model.pt --init-unet build/r1/unet/model.pt \\
+    --lr 2e-4 --cond-noise 0.1 --cold-start 0.1
+$B --work build/r3 --stages train,export,card --init-aid build/r2/aid/model.pt --init-unet build/r2/unet/model.pt \\
+    --lr 2e-4 --cond-noise 0.1 --cold-start 0.25 --seed 1 --steps-aid 2500 --steps-unet 2500 \\
+    --checkpoint-every 100 --history build/r0,build/r1,build/r2
 ```
 
+The sample scan (`--stages scan`) does not depend on the training.
 (`--template nilearn-*.whl` reads the template from a downloaded wheel instead of an installed
 nilearn.) The numbers here come from `mrirecon/assets/default_prior_card.json`.
 
