@@ -213,12 +213,13 @@ def test_bad_inputs_give_one_line_errors(aid, scan, mask):
         (dict(mask=np.zeros_like(mask)), "samples nothing"),
         (dict(n_samples=0), "n_samples"),
         (dict(update="ddpm"), "update"),
+        (dict(dc="newton"), "dc must be one of"),
         (dict(attention="causal"), "attention"),
         (dict(first_slice="warm"), "first_slice"),
         (dict(scale=-1.0), "scale"),
         (dict(sens="walsh"), "sens"),
         (dict(sens=scan.maps[:, :2]), "sens maps"),
-        (dict(sens=scan.maps * 3), "diverge"),
+        (dict(sens=scan.maps * 3, dc="gradient"), "diverge"),  # CG chooses its own step sizes
         (dict(prior=42), "prior must be"),
         (dict(device="cuda:0"), "device"),
     ]
@@ -228,6 +229,9 @@ def test_bad_inputs_give_one_line_errors(aid, scan, mask):
         with pytest.raises(MrireconError, match=pattern) as e:
             reconstruct(**kw)
         assert "\n" not in str(e.value)
+    # the step-size bound belongs to gradient steps: CG data consistency takes such maps
+    res = reconstruct(k, mask, prior=aid, sens=scan.maps * 3, steps=1, dc="cg", progress=False)
+    assert np.isfinite(res.image).all()
 
 
 def test_magnitude_priors_and_unknown_names_are_refused(scan, mask):
