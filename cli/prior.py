@@ -141,6 +141,7 @@ def train_cmd(
     "sample",
     epilog=examples(
         "mrirecon sample --prior default -n 8 -o frames.h5 --png strip.png",
+        "mrirecon sample --prior default --warm-start sample --warm-slices 0:4 -n 4 --png next4.png",
         "mrirecon sample --prior default -n 16 --steps 100 --eta 1 --seed 3 -o frames.h5 --device cuda",
     ),
 )
@@ -149,6 +150,15 @@ def sample_cmd(
     n: int = typer.Option(8, "-n", "--frames", help="Number of consecutive slices to generate."),
     out: Path = typer.Option(None, "--out", "-o", help="Output .h5 (dataset 'reconstruction' = magnitude, 'frames')."),
     png: Path = typer.Option(None, "--png", help="Picture of the frames side by side."),
+    warm_start: str = typer.Option(
+        None,
+        "--warm-start",
+        help="Known slices to continue from: a fastMRI .h5, .npy or .nii(.gz) volume, or 'sample' "
+        "(the bundled sample scan). Default: cold start.",
+    ),
+    warm_slices: str = typer.Option(
+        None, "--warm-slices", help="Slices of --warm-start to continue from: A:B, I,J,K or center:N (default: the first seq_length)."
+    ),
     steps: int = typer.Option(100, "--steps", help="DDIM steps per frame."),
     eta: float = typer.Option(
         1.0, "--eta", help="DDIM eta in [0, 1] (1: ancestral, more robust for small priors; 0: deterministic)."
@@ -159,10 +169,12 @@ def sample_cmd(
     """Generate a sequence of adjacent slices from a prior alone (no data).
 
     An AID prior generates each slice conditioned on the ones before it, so the frames form a
-    plausible volume; a UNet prior generates independent slices.
+    plausible volume; a UNet prior generates independent slices. With --warm-start the
+    generation continues a real volume: its slices are coil-combined and normalised as for
+    training, resampled to the prior's matrix, and fill the conditioning window.
     """
-    from mrirecon.evaluation import resolve_prior
     from mrirecon.data.fastmri import write_reconstruction
+    from mrirecon.evaluation import resolve_prior
     from mrirecon.physics.fft import channels_to_complex
     from mrirecon.recon import generate_sequence
 
@@ -176,21 +188,52 @@ def sample_cmd(
     p = resolve_prior(prior, device)
     if isinstance(p, str):
         fail(f"--prior {prior} is a classical method; sample needs a learned prior (see mrirecon priors)")
-    info(f"Generating {n} frames with {prior} ({p.kind}), {steps} steps ...")
-    frames = np.asarray(generate_sequence(p, n, steps=steps, eta=eta, seed=seed, progress=True))
-    images = channels_to_complex(frames) if frames.shape[1] == 2 else frames[:, 0]
+    given = None
+    if warm_start is not None:
+        given = _warm_start_frames(warm_start, warm_slices, p)
+    elif warm_slices is not None:
+        fail("--warm-slices needs --warm-start")
+    start = "cold start" if given is None else f"continuing {len(given)} slices of {warm_start}"
+    info(f"Generating {n} frames with {prior} ({p.kind}), {steps} steps, {start} ...")
+    frames = np.asarray(generate_sequence(p, n, warm_start=given, steps=steps, eta=eta, seed=seed, progress=True))
+
+    def complex_frames(x: np.ndarray) -> np.ndarray:
+        return channels_to_complex(x) if x.shape[1] == 2 else x[:, 0]
+
+    images = complex_frames(frames)
     if out is not None:
-        write_reconstruction(
-            out,
-            images,
-            attrs={"prior": prior, "steps": steps, "eta": eta, "seed": seed, "kind": p.kind},
-            extra={"frames": frames.astype(np.float32)},
-        )
+        attrs = {"prior": prior, "steps": steps, "eta": eta, "seed": seed, "kind": p.kind}
+        extra = {"frames": frames.astype(np.float32)}
+        if given is not None:
+            attrs.update(warm_start=str(warm_start), warm_slices=str(warm_slices or "first seq_length"))
+            extra["warm_start"] = given
+        write_reconstruction(out, images, attrs=attrs, extra=extra)
         saved(out)
         console.print(f"Wrote {out}: frames {tuple(frames.shape)} (N, C, H, W) in [-1, 1].")
     if png is not None:
         from mrirecon.viz import save_strip
 
-        save_strip(png, images, title=f"{prior}: {n} generated slices ({steps} steps, seed {seed})")
+        strip, titles = images, [f"gen {i + 1}" for i in range(n)]
+        if given is not None:
+            strip = np.concatenate([complex_frames(given), images])
+            titles = [f"given {i + 1}" for i in range(len(given))] + titles
+        save_strip(png, strip, titles=titles, title=f"{prior}: {n} generated slices ({steps} steps, seed {seed}; {start})")
         saved(png)
         console.print(f"Wrote {png}.")
+
+
+def _warm_start_frames(source: str, spec: str | None, prior) -> np.ndarray:
+    """The warm-start window ``(T0, C, H, W)`` in [-1, 1] from a volume file, as training reads it."""
+    from mrirecon.assets import sample_scan_path
+    from mrirecon.evaluation import parse_slices
+    from mrirecon.prior.datasets import load_volume_file
+
+    path = sample_scan_path() if source == "sample" else existing_file(Path(source), "--warm-start")
+    if prior.kind != "aid":
+        fail("--warm-start conditions an AID prior; a UNet prior generates independent slices")
+    volume = load_volume_file(path, image_size=prior.image_size, magnitude=prior.in_channels == 1)
+    T = int(prior.seq_length)
+    idx = parse_slices(spec, len(volume)) if spec is not None else list(range(min(T, len(volume))))
+    if idx != list(range(idx[0], idx[-1] + 1)):
+        fail(f"--warm-slices {spec!r} must select consecutive slices, got {idx}")
+    return volume.frames[idx].numpy()

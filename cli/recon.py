@@ -194,15 +194,6 @@ def recon_cmd(
 # demo
 
 
-def sample_scan_path() -> Path:
-    """The bundled sample scan (``mrirecon/assets/sample_scan.h5``)."""
-    from importlib.resources import files
-
-    path = Path(str(files("mrirecon.assets") / "sample_scan.h5"))
-    require(path.is_file(), f"the bundled sample scan {path} is missing; reinstall mrirecon")
-    return path
-
-
 @command(
     "demo",
     epilog=examples(
@@ -241,6 +232,7 @@ def demo_cmd(
     OUT/recon.h5 (the AID reconstruction, fastMRI layout, with std, mask and the baselines)
     and OUT/metrics.json.
     """
+    from mrirecon.assets import sample_scan_path
     from mrirecon.data.fastmri import open_scan, write_reconstruction
     from mrirecon.evaluation import mask_seed, parse_slices
     from mrirecon.metrics import evaluate

@@ -43,9 +43,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     # 1. The data: a fastMRI file, opened lazily (k-space is read per slice when needed).
     path = args.input
     if path is None:
-        from importlib.resources import files
+        from mrirecon.assets import sample_scan_path
 
-        path = Path(str(files("mrirecon.assets") / "sample_scan.h5"))
+        path = sample_scan_path()
     scan = open_scan(path)
     n = min(args.slices, scan.num_slices)
     first = (scan.num_slices - n) // 2

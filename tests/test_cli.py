@@ -405,6 +405,38 @@ def test_sample_writes_frames_and_strip(tmp_path):
     assert (tmp_path / "f.png").stat().st_size > 1000
 
 
+def test_sample_continues_a_warm_start_volume(tmp_path):
+    from mrirecon.assets import sample_scan_path
+    from mrirecon.prior.datasets import load_volume_file
+
+    args = ("sample", "--prior", "default", "-n", "1", "--steps", "2", "--seed", "1")
+    r = invoke(*args, "--warm-start", "sample", "--warm-slices", "2:4", "-o", tmp_path / "w.h5",
+               "--png", tmp_path / "w.png")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert invoke(*args, "-o", tmp_path / "c.h5").exit_code == 0
+    expected = load_volume_file(sample_scan_path(), image_size=64).frames[2:4].numpy()
+    with h5py.File(tmp_path / "w.h5", "r") as w, h5py.File(tmp_path / "c.h5", "r") as c:
+        np.testing.assert_array_equal(w["warm_start"][()], expected)
+        assert w.attrs["warm_slices"] == "2:4" and "warm_start" not in c
+        # Same seed, same noise: only the conditioning window differs.
+        assert np.abs(w["frames"][()] - c["frames"][()]).max() > 1e-3
+    assert (tmp_path / "w.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--warm-slices", "0:2"], "--warm-slices needs --warm-start"),
+        (["--warm-start", "sample", "--warm-slices", "0,2"], "must select consecutive slices"),
+        (["--warm-start", "sample", "--prior", "default-unet"], "conditions an AID prior"),
+        (["--warm-start", "missing.h5"], "--warm-start 'missing.h5' does not exist"),
+    ],
+)
+def test_sample_warm_start_errors(tmp_path, extra, message):
+    r = invoke("sample", "-o", tmp_path / "f.h5", *extra)
+    assert r.exit_code == 2 and message in " ".join(r.output.split())
+
+
 def test_sample_needs_an_output():
     r = invoke("sample")
     assert r.exit_code == 2 and "--out" in r.output

@@ -21,7 +21,7 @@ from mrirecon.data.phantoms import (
     phantom_volumes,
 )
 from mrirecon.errors import MrireconError
-from mrirecon.prior.datasets import SliceWindows, Volume, load_image_folder, load_volumes, to_volume
+from mrirecon.prior.datasets import SliceWindows, Volume, load_image_folder, load_volume_file, load_volumes, to_volume
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +177,19 @@ def test_load_image_folder_and_sources(tmp_path):
     np.save(tmp_path / "c.npy", np.zeros((2, 3)))
     with pytest.raises(MrireconError, match=r"c.npy: a .npy volume must be \(slices, H, W\)"):
         load_image_folder(tmp_path, image_size=8)
+
+
+def test_load_volume_file_formats(tmp_path):
+    x = np.random.default_rng(1).normal(size=(3, 16, 16)).astype(np.float32)
+    np.save(tmp_path / "v.npy", x)
+    vol = load_volume_file(tmp_path / "v.npy")
+    assert vol.name == "v.npy" and vol.frames.shape == (3, 2, 16, 16)  # no image_size: native matrix
+    np.testing.assert_allclose(vol.frames[:, 0].numpy(), x / np.abs(x).max(), rtol=1e-6)
+    (tmp_path / "v.txt").write_text("0")
+    with pytest.raises(MrireconError, match=r"v.txt: expected a fastMRI .h5, a .npy or a .nii"):
+        load_volume_file(tmp_path / "v.txt")
+    with pytest.raises(MrireconError, match="no such file"):
+        load_volume_file(tmp_path / "w.npy")
 
 
 def test_load_nifti_orientation(tmp_path):

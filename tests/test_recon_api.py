@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 import mrirecon
+from mrirecon.assets import sample_scan_path
 from mrirecon.data.simulate import phantom_volume, simulate_scan, write_simulated
 from mrirecon.errors import MrireconError
 from mrirecon.physics.masks import make_mask
@@ -122,7 +121,7 @@ def test_size_mismatch_is_padded_for_the_network(aid):
     assert misfit(res.image, sim.maps, m, sim.kspace) < 1e-5
 
 
-SAMPLE_SCAN = Path(mrirecon.__file__).parent / "assets" / "sample_scan.h5"
+SAMPLE_SCAN = sample_scan_path()
 
 
 @pytest.fixture(scope="module")

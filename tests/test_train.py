@@ -295,11 +295,10 @@ def test_shipped_default_priors_load():
 
 
 def test_shipped_sample_scan_opens():
-    from importlib import resources
-
+    from mrirecon.assets import sample_scan_path
     from mrirecon.data.fastmri import open_scan
 
-    path = Path(str(resources.files("mrirecon.assets") / "sample_scan.h5"))
+    path = sample_scan_path()
     scan = open_scan(path)
     n = load_prior("default").config.image_size
     assert scan.kspace_shape == (8, 8, 2 * n, n)

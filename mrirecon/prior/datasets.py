@@ -43,6 +43,7 @@ __all__ = [
     "Volume",
     "load_fastmri_folder",
     "load_image_folder",
+    "load_volume_file",
     "load_volumes",
     "phantom_source",
     "to_volume",
@@ -150,11 +151,7 @@ def load_image_folder(folder: str | os.PathLike, image_size: int | None = None, 
     folder = Path(folder)
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_IMAGE_SUFFIXES))
     require(files, f"{folder}: no .nii, .nii.gz or .npy volumes found")
-    vols = []
-    for f in files:
-        data = _read_npy(f) if f.suffix == ".npy" else _read_nifti(f)
-        vols.append(to_volume(data, f.name, image_size, magnitude))
-    return vols
+    return [load_volume_file(f, image_size, magnitude) for f in files]
 
 
 def _coil_combine(kspace: np.ndarray, sens_method: str) -> np.ndarray:
@@ -171,6 +168,45 @@ def _coil_combine(kspace: np.ndarray, sens_method: str) -> np.ndarray:
     return sense_combine(coils, estimate_sens(kspace, method=sens_method))
 
 
+def load_volume_file(
+    path: str | os.PathLike,
+    image_size: int | None = None,
+    magnitude: bool = False,
+    sens_method: str = "direct",
+) -> Volume:
+    """One volume file as the priors see it: a fastMRI ``.h5``, a ``.npy`` or a NIfTI volume.
+
+    fastMRI: k-space ``(S, C, H, W)`` -> image domain, centre crop of the readout H to W
+    (removes the 2x oversampling), back to k-space, sensitivity maps per slice
+    (:func:`mrirecon.physics.coils.estimate_sens` with ``sens_method``; ``direct`` follows
+    the reference's ``caldir`` preprocessing), ``Σ_c conj(S_c)·x_c``. Then, for every format,
+    max-normalisation and optional resampling (:func:`to_volume`).
+
+    Returns
+    -------
+    Volume
+        ``frames`` (S, C, image_size, image_size), or (S, C, H, W) without ``image_size``.
+    """
+    path = Path(path)
+    require(path.is_file(), f"{path}: no such file")
+    if path.suffix in (".h5", ".hdf5"):
+        from mrirecon.data.fastmri import open_scan
+        from mrirecon.physics.fft import fft2c
+
+        k = np.asarray(open_scan(path).load_kspace())
+        h, w = k.shape[-2:]
+        if h > w:
+            k = fft2c(center_crop(ifft2c(k), (w, w)))
+        data = _coil_combine(k, sens_method)
+    elif path.suffix == ".npy":
+        data = _read_npy(path)
+    elif path.name.endswith((".nii", ".nii.gz")):
+        data = _read_nifti(path)
+    else:
+        raise MrireconError(f"{path}: expected a fastMRI .h5, a .npy or a .nii/.nii.gz volume")
+    return to_volume(data, path.name, image_size, magnitude)
+
+
 def load_fastmri_folder(
     folder: str | os.PathLike,
     image_size: int | None = None,
@@ -179,29 +215,16 @@ def load_fastmri_folder(
 ) -> list[Volume]:
     """Coil-combined complex volumes from every fastMRI ``.h5`` file in ``folder`` (sorted).
 
-    Per file: k-space ``(S, C, H, W)`` -> image domain, centre crop of the readout H to W
-    (removes the 2x oversampling), back to k-space, sensitivity maps per slice
-    (:func:`mrirecon.physics.coils.estimate_sens` with ``sens_method``; ``direct`` follows
-    the reference's ``caldir`` preprocessing), ``Σ_c conj(S_c)·x_c``, max-normalisation.
+    Each file as :func:`load_volume_file` reads it.
 
     Returns
     -------
     list of Volume
     """
-    from mrirecon.data.fastmri import open_scan
-    from mrirecon.physics.fft import fft2c
-
     folder = Path(folder)
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".h5", ".hdf5"))
     require(files, f"{folder}: no fastMRI .h5 files found")
-    vols = []
-    for f in files:
-        k = np.asarray(open_scan(f).load_kspace())
-        h, w = k.shape[-2:]
-        if h > w:
-            k = fft2c(center_crop(ifft2c(k), (w, w)))
-        vols.append(to_volume(_coil_combine(k, sens_method), f.name, image_size, magnitude))
-    return vols
+    return [load_volume_file(f, image_size, magnitude, sens_method) for f in files]
 
 
 def phantom_source(spec: str) -> int | None:
