@@ -111,7 +111,12 @@ def recon_cmd(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     png: Path = typer.Option(None, "--png", help="Comparison figure (reference, zero-filled, result, error, std)."),
 ) -> None:
-    """Reconstruct one fastMRI file (retrospectively or prospectively undersampled)."""
+    """Reconstruct one fastMRI file (retrospectively or prospectively undersampled).
+
+    With a diffusion prior, finished slices are kept in OUT.partial.h5 while the job runs:
+    after Ctrl-C or a crash, the same command resumes from there (and gives the same result
+    as an uninterrupted run); the file is removed when the reconstruction completes.
+    """
     from mrirecon.data.fastmri import open_scan, write_reconstruction
     from mrirecon.evaluation import mask_seed, parse_slices
     from mrirecon.metrics import evaluate
@@ -149,9 +154,18 @@ def recon_cmd(
     p = resolve_prior(prior, device)
     label = prior_label(prior, p)
     kwargs = dict(slices=idx, sens=sens, seed=seed)
+    partial = out.with_name(out.stem + ".partial.h5")  # finished slices of an interrupted run
     if prior not in CLASSICAL:
         kwargs.update(steps=steps, n_samples=samples, device=device, **sampler_options(update, eta, dc, dc_steps))
-    res = reconstruct_file(input, m, prior=p, **kwargs)
+        kwargs.update(checkpoint=partial)
+        if partial.exists():
+            info(f"Resuming from {partial} (finished slices of an earlier run).")
+    try:
+        res = reconstruct_file(input, m, prior=p, **kwargs)
+    except KeyboardInterrupt:
+        if partial.exists():
+            saved(f"{partial} (the finished slices; rerun the same command to resume)")
+        raise
     crop = scan.recon_size
     image = center_crop(res.image, crop)
     extra = {"image": image.astype(np.complex64), "mask": np.asarray(getattr(m, "mask", m), dtype=np.float32)}

@@ -17,11 +17,14 @@ Outputs in ``out_dir``:
 * ``summary.md`` / ``summary.csv``: mean +- std over volumes per (mask, acceleration, method).
 * ``plot_<mask>_<metric>.png``: PSNR, SSIM, NRMSE against acceleration, one line per method.
 * ``run.json``: the settings that must not change when a run is resumed.
+* ``partial/``: the finished slices of the diffusion reconstruction in progress
+  (:mod:`mrirecon.recon.resume`), so that an interrupted volume resumes mid-way.
 
 Resumability. Rows are appended one complete line at a time (``O_APPEND`` + ``fsync``), so a
 killed run loses at most the item it was working on. On restart the finished keys are read
 back and skipped; a torn last line (the process died inside ``write``) is cut off before
-anything is appended. Under ``torchrun`` every rank appends to its own part file
+anything is appended. The item in progress keeps its finished slices in ``partial/`` and
+continues from them. Under ``torchrun`` every rank appends to its own part file
 ``metrics.rank<r>.csv``; after a barrier rank 0 merges main file and parts (deduplicated,
 sorted in grid order) into ``metrics.csv`` with a write to a temporary file and
 ``os.replace``, then deletes the parts. Parts left by a killed distributed run (of any world
@@ -834,6 +837,9 @@ class _Runner:
 
     def close(self) -> None:
         self._data, self._maps, self._priors = None, {}, {}
+        partial = Path(self.config.out_dir) / "partial"
+        if partial.is_dir() and not any(partial.iterdir()):
+            partial.rmdir()
 
     def _volume(self, path: Path) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """k-space with the readout oversampling removed (S, C, H, W), reference, slices."""
@@ -877,6 +883,11 @@ class _Runner:
             self._priors[spec] = resolve_prior(spec, str(self.device))
         return self._priors[spec]
 
+    def _diffusion_options(self, path: Path, item: WorkItem) -> dict[str, Any]:
+        """Sampler settings, and a slice checkpoint so that an interrupted volume resumes mid-way."""
+        name = f"{path.stem}_{item.mask}_R{item.acceleration:g}_{item.method}.h5"
+        return {**self.config.sampler, "checkpoint": Path(self.config.out_dir) / "partial" / name}
+
     def run(self, path: Path, item: WorkItem) -> dict[str, Any]:
         from mrirecon.metrics import evaluate
         from mrirecon.physics.fft import center_crop
@@ -895,7 +906,7 @@ class _Runner:
             n_samples=self.config.n_samples,
             seed=self.config.seed,
             progress=False,
-            **(self.config.sampler if item.method in ("aid", "unet") else {}),
+            **(self._diffusion_options(path, item) if item.method in ("aid", "unet") else {}),
         )
         seconds = time.perf_counter() - tic
         image = center_crop(res.image, ref.shape[-2:])  # fastMRI: compare on the reference's grid

@@ -20,9 +20,9 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from mrirecon.cli.main import app
 from typer.testing import CliRunner
 
-from mrirecon.cli.main import app
 from mrirecon.data.fastmri import make_ismrmrd_header, open_scan, write_fastmri_scan
 from mrirecon.data.simulate import phantom_volume, simulate_scan, write_simulated
 from mrirecon.evaluation import ResultsTable
@@ -382,6 +382,51 @@ def test_evaluate_interrupted_by_ctrl_c_resumes_without_loss(tmp_path):
     by_key = {(x["file"], x["mask"], x["acceleration"], x["method"]): x for x in rows}
     for x in first:  # rows finished before the interrupt are kept exactly (incl. their timing)
         assert by_key[(x["file"], x["mask"], x["acceleration"], x["method"])] == x
+
+
+def test_recon_interrupted_by_ctrl_c_resumes_to_the_same_result(tmp_path):
+    """Real subprocess: SIGINT once a slice is kept in OUT.partial.h5, rerun, compare with an
+    uninterrupted run (per-slice seeds make the resumed result bit-identical on CPU)."""
+    scan = _simulate(tmp_path / "v.h5", seed=3, slices=4)
+    out, partial = tmp_path / "r.h5", tmp_path / "r.partial.h5"
+    common = ["recon", str(scan), "--prior", "default", "--steps", "40", *SMALL]
+    args = _mrirecon_executable() + common + ["-o", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not partial.exists():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "r.partial.h5" in err and "rerun the same command to resume" in " ".join(err.split())
+    assert partial.exists() and not out.exists()
+    with h5py.File(partial, "r") as f:
+        kept = f["samples"].shape[1]
+    assert 1 <= kept < 4
+    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "Resuming from" in r.stderr and not partial.exists()
+    ref = subprocess.run(_mrirecon_executable() + common + ["-o", str(tmp_path / "ref.h5")], env=env, timeout=300)
+    assert ref.returncode == 0
+    with h5py.File(out, "r") as a, h5py.File(tmp_path / "ref.h5", "r") as b:
+        np.testing.assert_array_equal(a["image"][()], b["image"][()])
+        assert json.loads(a.attrs["info"])["resumed_slices"] == kept
+
+
+def test_recon_refuses_a_checkpoint_of_other_settings(scan, tmp_path):
+    out = tmp_path / "r.h5"
+    r = invoke("recon", scan, "-o", out, "--steps", "2", "--slices", "0:2", *SMALL)
+    assert r.exit_code == 0 and not (tmp_path / "r.partial.h5").exists()
+    from mrirecon.recon.resume import (
+        SliceCheckpoint,  # a leftover of another run, offered to this one
+    )
+
+    SliceCheckpoint(tmp_path / "r.partial.h5", {"timesteps": [500, 0]}).save(torch.zeros(1, 1, SIZE, SIZE))
+    r = invoke("recon", scan, "-o", out, "--steps", "3", "--slices", "0:2", *SMALL)
+    assert r.exit_code == 2
+    assert "r.partial.h5' belongs to another reconstruction" in " ".join(r.output.split())
 
 
 # --------------------------------------------------------------------------------------------

@@ -354,6 +354,32 @@ def test_run_evaluation_interrupt_then_resume(sim_dir, tmp_path):
         run_evaluation(_config(sim_dir, out, sampler={"dc": "gradient"}))
 
 
+def test_run_evaluation_resumes_a_diffusion_volume_mid_way(sim_dir, tmp_path, monkeypatch):
+    """Ctrl-C right after the first slice of an AID row is kept: the rerun continues from
+    ``partial/`` and its row equals a fresh run's."""
+    from mrirecon.evaluation import run_evaluation
+    from mrirecon.recon.resume import SliceCheckpoint
+
+    kw = dict(masks=("equispaced",), accelerations=(4.0,), methods=("aid",), steps=2, limit=1)
+    save = SliceCheckpoint.save
+
+    def save_then_interrupt(self, samples):
+        save(self, samples)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SliceCheckpoint, "save", save_then_interrupt)
+    out = tmp_path / "res"
+    with pytest.raises(KeyboardInterrupt):
+        run_evaluation(_config(sim_dir, out, **kw))
+    (kept,) = (out / "partial").iterdir()
+    assert kept.name == "vol0_equispaced_R4_aid.h5"
+    monkeypatch.setattr(SliceCheckpoint, "save", save)
+    resumed = run_evaluation(_config(sim_dir, out, **kw))
+    assert not (out / "partial").exists()
+    fresh = run_evaluation(_config(sim_dir, tmp_path / "fresh", **kw))
+    assert _comparable(resumed.rows) == _comparable(fresh.rows) and len(fresh.rows) == 1
+
+
 def test_run_evaluation_rejects_test_files(tmp_path):
     from mrirecon.data.fastmri import write_fastmri_scan
     from mrirecon.evaluation import run_evaluation

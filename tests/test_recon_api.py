@@ -85,6 +85,48 @@ def test_seeds_reproduce_and_samples_give_a_std(aid, scan, mask):
     assert r1.std.max() > 0
 
 
+@pytest.mark.parametrize("which", ["aid", "unet"])
+@pytest.mark.parametrize("first_slice", ["cold", "given"])
+def test_checkpoint_resumes_to_the_uninterrupted_result(which, first_slice, request, scan, mask, tmp_path):
+    """Interrupt after slice 1 (any exception, e.g. KeyboardInterrupt), resume from the
+    checkpoint: the samples equal an uninterrupted run bit for bit; the file is then gone."""
+    prior = request.getfixturevalue(which)
+    kw = dict(prior=prior, sens=scan.maps, steps=3, progress=False, n_samples=2, seed=4, return_samples=True,
+              batch_size=2, first_slice=first_slice)  # fmt: skip
+    full = reconstruct(scan.kspace, mask, **kw)
+    ckpt = tmp_path / "run.h5"
+
+    def stop_in_slice_2(s, i, x0):
+        if s == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reconstruct(scan.kspace, mask, checkpoint=ckpt, callback=stop_in_slice_2, **kw)
+    assert ckpt.exists()
+    res = reconstruct(scan.kspace, mask, checkpoint=ckpt, **kw)
+    assert res.info["resumed_slices"] == 2 and not ckpt.exists()
+    assert np.array_equal(res.samples, full.samples) and np.array_equal(res.image, full.image)
+
+
+def test_checkpoint_of_other_settings_is_refused(aid, scan, mask, tmp_path):
+    kw = dict(prior=aid, sens=scan.maps, steps=2, progress=False)
+    ckpt = tmp_path / "run.h5"
+
+    def stop(s, i, x0):
+        if s == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reconstruct(scan.kspace, mask, checkpoint=ckpt, callback=stop, seed=1, **kw)
+    with pytest.raises(MrireconError, match=r"run.h5' belongs to another reconstruction \(seed: 1 -> 2\)"):
+        reconstruct(scan.kspace, mask, checkpoint=ckpt, seed=2, **kw)
+    with pytest.raises(MrireconError, match=r"belongs to another reconstruction \(data: "):
+        reconstruct(scan.kspace * 2, mask, checkpoint=ckpt, seed=1, **kw)
+    ckpt.write_bytes(b"not hdf5")
+    with pytest.raises(MrireconError, match="is unreadable"):
+        reconstruct(scan.kspace, mask, checkpoint=ckpt, seed=1, **kw)
+
+
 def test_torch_in_torch_out_and_unet_prior(unet, scan, mask):
     res = reconstruct(torch.from_numpy(scan.kspace), torch.from_numpy(mask), prior=unet, **FAST)
     assert isinstance(res.image, torch.Tensor) and res.image.shape == (3, 32, 32)

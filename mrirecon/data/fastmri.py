@@ -516,7 +516,7 @@ def open_scan(path: str | os.PathLike) -> Scan:
 
 
 @contextlib.contextmanager
-def _atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
+def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
     """Write an HDF5 file to a temporary name beside ``path``, then rename it into place.
 
     A crash or a full disk never leaves a truncated file under the final name.
@@ -577,7 +577,7 @@ def write_reconstruction(
             f"extra dataset names must be plain strings other than 'reconstruction', got {name!r}",
         )
         extras[name] = as_numeric_array(value, f"extra[{name!r}]")
-    with _atomic_h5(path) as f:
+    with atomic_h5(path) as f:
         f.create_dataset("reconstruction", data=mag)
         for name, value in extras.items():
             f.create_dataset(name, data=value)
@@ -640,7 +640,7 @@ def write_fastmri_scan(
         file_attrs["max"] = float(ref.max())
         file_attrs["norm"] = float(np.linalg.norm(ref))
     file_attrs.update(attrs or {})
-    with _atomic_h5(path) as f:
+    with atomic_h5(path) as f:
         f.create_dataset("ismrmrd_header", data=np.bytes_(header_bytes))
         f.create_dataset("kspace", data=k.astype(np.complex64))
         if ref is not None:

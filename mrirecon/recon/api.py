@@ -283,6 +283,7 @@ def reconstruct(
     return_samples: bool = False,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
     progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
     lam: float | None = None,
     iters: int | None = None,
 ) -> ReconResult:
@@ -355,6 +356,12 @@ def reconstruct(
         ``x0_hat`` (n_samples, H, W) complex torch tensor on the device, input intensity scale.
     progress : bool
         Rich progress bars (per slice, per step) on stderr.
+    checkpoint : path, optional
+        Diffusion priors: an ``.h5`` file that keeps the finished slices (rewritten atomically
+        after each one). If it exists, the run resumes after its last slice, with a result
+        equal to an uninterrupted run; it must come from the same data, prior and settings
+        (else an error names what differs). Deleted when the reconstruction completes.
+        ``info["resumed_slices"]`` counts the slices taken from it.
     lam, iters : float, int, optional
         Regularisation weight and iterations of ``sense`` / ``l1-wavelet`` (their defaults if
         None).
@@ -464,16 +471,37 @@ def reconstruct(
         given = g * c0
 
     data = VolumeData(kspace=y_d * c[:, None, None, None], maps=maps_d, mask=m_d, given=given)
+    resume = {}
+    ckpt = None
+    if checkpoint is not None:
+        from mrirecon.recon.resume import SliceCheckpoint, digest
+
+        settings = dict(
+            shape=[S, C, H, W], n_samples=n_samples, seed=int(seed), timesteps=[int(t) for t in sampler.schedule.timesteps],
+            update=update, eta=float(eta), temperature=float(temperature), dc=dc, dc_steps=int(dc_steps),
+            dc_step_size=float(dc_step_size), attention=attention, first_slice=first_slice, scale=scale,
+            normalize=normalize, precision=sampler.precision, device=dev.type, sens=sens_label, prior=prior_name,
+        )  # fmt: skip
+        settings.update(
+            data=digest(y, m), maps=digest(maps), prior_weights=digest(*prior_obj.network.state_dict().values())
+        )
+        ckpt = SliceCheckpoint(checkpoint, settings)
+        done = ckpt.load()
+        resume = dict(done=done, on_slices=lambda out, stop: ckpt.save(out[:, :stop]))
+        info["resumed_slices"] = 0 if done is None else int(done.shape[1])
+        info["checkpoint"] = str(checkpoint)
     tic = time.perf_counter()
     with torch.inference_mode():
-        samples = sampler.sample_volume(data, n_samples=n_samples, seed=int(seed))
+        samples = sampler.sample_volume(data, n_samples=n_samples, seed=int(seed), **resume)
     timings["sampling"] = time.perf_counter() - tic
+    if ckpt is not None:
+        ckpt.remove()
     samples = samples / c[None, :, None, None]
     mean = samples.mean(0)
     std = samples.std(0, correction=1) if n_samples > 1 else None
     if std is not None:
         std = std.real if std.is_complex() else std
-    sampled = S - len(info["given_slices"])
+    sampled = S - max(len(info["given_slices"]), info.get("resumed_slices", 0))  # slices sampled in this run
     timings["per_slice"] = timings["sampling"] / max(sampled, 1)
     timings["total"] = time.perf_counter() - t_start
     info.update(

@@ -69,11 +69,21 @@ PRECISIONS = ("fp32", "bf16", "tf32")
 
 #: ``callback(slice_idx, step_idx, x0_hat)`` with ``x0_hat`` (n_samples, H, W) complex.
 Callback = Callable[[int, int, torch.Tensor], None]
+#: ``on_slices(out, stop)``: ``out`` (n_samples, S, H, W) whose slices ``0..stop-1`` are final.
+SliceHook = Callable[[torch.Tensor, int], None]
 
 
 def slice_seed(seed: int, slice_idx: int) -> int:
     """Seed of slice ``slice_idx``'s generator: well mixed, independent streams per slice."""
     return int(np.random.SeedSequence([int(seed), int(slice_idx)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def check_done(done: torch.Tensor, n_samples: int, n_slices: int, shape: tuple[int, int]) -> None:
+    """``done`` must be (n_samples, D <= n_slices, H, W) complex: finished slices to resume from."""
+    require(
+        done.ndim == 4 and done.shape[0] == n_samples and done.shape[1] <= n_slices and tuple(done.shape[2:]) == shape,
+        f"done must be ({n_samples}, D <= {n_slices}, {shape[0]}, {shape[1]}) finished slices, got {tuple(done.shape)}",
+    )
 
 
 def network_multiple(prior) -> int:
@@ -375,6 +385,8 @@ class AIDSampler(_DiffusionSampler):
         n_samples: int = 1,
         seed: int = 0,
         context: torch.Tensor | None = None,
+        done: torch.Tensor | None = None,
+        on_slices: SliceHook | None = None,
     ) -> torch.Tensor:
         """Sample every slice of ``data`` in order.
 
@@ -387,6 +399,11 @@ class AIDSampler(_DiffusionSampler):
         context : Tensor (T0, H, W) complex, optional
             Images (prior scale) of slices that precede slice 0, e.g. the end of another scan
             (the reference's warm start); they enter the window before slice 0.
+        done : Tensor (n_samples, D, H, W) complex, optional
+            Slices ``0..D-1`` from an interrupted run with the same settings: they fill the
+            window and are skipped, so the rest equals an uninterrupted run.
+        on_slices : callable, optional
+            ``on_slices(out, stop)`` after each finished slice: ``out[:, :stop]`` is final.
 
         Returns
         -------
@@ -428,6 +445,13 @@ class AIDSampler(_DiffusionSampler):
                 push(net_image(data.given.to(dev))[None].expand(n_samples, -1, -1, -1))
                 first = 1
                 progress.end_slices()
+            if done is not None:
+                check_done(done, n_samples, S, (H, W))
+                for s in range(first, done.shape[1]):
+                    out[:, s] = done[:, s].to(dev)
+                    push(net_image(out[:, s]))
+                first = max(first, int(done.shape[1]))
+                progress.end_slices(first - int(data.given is not None))
             for s in range(first, S):
                 tic = time.perf_counter()
                 progress.start_slice(f"slice {s}")
@@ -437,6 +461,8 @@ class AIDSampler(_DiffusionSampler):
                 self._sync()
                 self.slice_seconds.append(time.perf_counter() - tic)
                 progress.end_slices()
+                if on_slices is not None:
+                    on_slices(out, s + 1)
         return out
 
     def _sample_slice(self, data, s, window, position, n, seed, grid, progress) -> torch.Tensor:
@@ -483,8 +509,18 @@ class UNetSampler(_DiffusionSampler):
         )
         self.batch_size = batch_size
 
-    def sample_volume(self, data: VolumeData, n_samples: int = 1, seed: int = 0) -> torch.Tensor:
+    def sample_volume(
+        self,
+        data: VolumeData,
+        n_samples: int = 1,
+        seed: int = 0,
+        done: torch.Tensor | None = None,
+        on_slices: SliceHook | None = None,
+    ) -> torch.Tensor:
         """Sample every slice (slices independent; slice 0 copied when ``data.given``).
+
+        ``done`` and ``on_slices`` as in :meth:`AIDSampler.sample_volume` (``on_slices`` runs
+        after each batch of slices).
 
         Returns
         -------
@@ -501,6 +537,10 @@ class UNetSampler(_DiffusionSampler):
         if data.given is not None:
             out[:, 0] = data.given.to(dev)
             first = 1
+        if done is not None:
+            check_done(done, n_samples, S, (H, W))
+            out[:, first : done.shape[1]] = done[:, first:].to(dev)
+            first = max(first, int(done.shape[1]))
         per_call = S if self.batch_size is None else max(1, self.batch_size // n_samples)
         chunks = [range(a, min(a + per_call, S)) for a in range(first, S, per_call)]
         with _Progress(self.progress, S, len(self.schedule), "UNet") as progress:
@@ -535,6 +575,8 @@ class UNetSampler(_DiffusionSampler):
                 self._sync()
                 self.slice_seconds.extend([(time.perf_counter() - tic) / k] * k)
                 progress.end_slices(k)
+                if on_slices is not None:
+                    on_slices(out, idx.stop)
         return out
 
 
