@@ -20,9 +20,9 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from mrirecon.cli.main import app
 from typer.testing import CliRunner
 
+from mrirecon.cli.main import app
 from mrirecon.data.fastmri import make_ismrmrd_header, open_scan, write_fastmri_scan
 from mrirecon.data.simulate import phantom_volume, simulate_scan, write_simulated
 from mrirecon.evaluation import ResultsTable
