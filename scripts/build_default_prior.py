@@ -474,7 +474,7 @@ what the priors do there, including the honest comparison of AID with its UNet t
 
 ## Reproduce
 
-Four commands rebuild the data, both priors (the rounds above), the assets, the figures
+Five commands rebuild the data, both priors (the rounds above), the assets, the figures
 and this card (about {card['total_minutes']:.0f} min on 2 CPU cores; much faster with `--device cuda --sequential`):
 
 ```
@@ -485,9 +485,11 @@ $B --work build/r1 --stages train --init-aid build/r0/aid/model.pt --init-unet b
     --lr 3e-4 --cond-noise 0 --cold-start 0
 $B --work build/r2 --stages train --init-aid build/r1/aid/model.pt --init-unet build/r1/unet/model.pt \\
     --lr 2e-4 --cond-noise 0.1 --cold-start 0.1
-$B --work build/r3 --stages train,export,card --init-aid build/r2/aid/model.pt --init-unet build/r2/unet/model.pt \\
-    --lr 2e-4 --cond-noise 0.1 --cold-start 0.25 --seed 1 --steps-aid 2500 --steps-unet 2500 \\
-    --checkpoint-every 100 --history build/r0,build/r1,build/r2
+$B --work build/r3 --stages train --init-aid build/r2/aid/model.pt --init-unet build/r2/unet/model.pt \\
+    --lr 2e-4 --cond-noise 0.1 --cold-start 0.25 --seed 1 --steps-aid 2500 --steps-unet 2500
+$B --work build/r4 --stages train,export,card --init-aid build/r3/aid/model.pt --init-unet build/r3/unet/model.pt \\
+    --lr 2e-4 --cond-noise 0.15 --cold-start 0.25 --seed 2 --steps-aid 3000 --steps-unet 3000 \\
+    --checkpoint-every 100 --history build/r0,build/r1,build/r2,build/r3
 ```
 
 The sample scan (`--stages scan`) does not depend on the training.
