@@ -328,7 +328,7 @@ def reconstruct(
         (``dc_step_size`` unused). ``gradient``: K gradient steps of size ``dc_step_size``, the
         reference's rule (it uses K = 4: with Σ|S|² = 1 and η = 1 the first step almost
         replaces the sampled lines). ``update="reference", dc="gradient", dc_steps=4`` is the
-        AID reference's sampler; on the bundled sample scan CG gains 1.9–5.4 dB PSNR
+        AID reference's sampler; on the bundled sample scan CG gains 2.2–6.0 dB PSNR
         (docs/evaluation.md).
     scale : float, optional
         Intensity: None = automatic, else the reference's ``--scale`` (module docstring).
