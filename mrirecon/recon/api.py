@@ -481,6 +481,7 @@ def reconstruct(
             update=update, eta=float(eta), temperature=float(temperature), dc=dc, dc_steps=int(dc_steps),
             dc_step_size=float(dc_step_size), attention=attention, first_slice=first_slice, scale=scale,
             normalize=normalize, precision=sampler.precision, device=dev.type, sens=sens_label, prior=prior_name,
+            batch_size=batch_size if prior_obj.kind == "unet" else None,  # UNet batches change the rounding
         )  # fmt: skip
         settings.update(
             data=digest(y, m), maps=digest(maps), prior_weights=digest(*prior_obj.network.state_dict().values())
