@@ -1,4 +1,4 @@
-"""Shared test fixtures: the reference's tiny AID / UNet priors (``shared/fixtures/aid``)."""
+"""Shared test fixtures: the reference's tiny AID / UNet priors (``tests/fixtures/aid``, copied from the reference-conformance fixtures)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 #: Conformance fixtures made with the reference code (see their README).
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "aid"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "aid"
 
 
 def _fixture_prior(name: str):

@@ -9,7 +9,7 @@ import pytest
 from mrirecon.errors import MrireconError
 from mrirecon.prior import PriorConfig
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "aid"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "aid"
 
 # scripts/configs/fastmri_320_cplx.yaml of the reference, verbatim keys and values
 OFFICIAL_AID = {

@@ -1,4 +1,4 @@
-"""The priors reproduce the AID reference implementation (shared/fixtures/aid, random weights).
+"""The priors reproduce the AID reference implementation (tests/fixtures/aid, random weights).
 
 Every array of the fixtures' io.npz is reproduced after a strict load of model.pt, the two
 official 320×320 architectures are rebuilt key for key on the meta device, and the two
@@ -18,7 +18,7 @@ from mrirecon.errors import MrireconError
 from mrirecon.prior import CausalUNet, PriorConfig, UNet, build_network, count_parameters, load_prior
 from mrirecon.prior.checkpoint import from_reference_keys, to_reference_keys
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "aid"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "aid"
 TOL = 1e-5  # max abs error relative to the output scale
 
 

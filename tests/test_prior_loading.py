@@ -17,7 +17,7 @@ from mrirecon.prior import PriorConfig, build_network, list_priors, load_prior, 
 from mrirecon.prior.checkpoint import KEY_MAP, from_reference_keys, read_state_dict, to_reference_keys
 from mrirecon.prior.registry import assets_dir
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "aid"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "aid"
 CAUSAL = FIXTURES / "causal_tiny"
 SMALL = {
     "image_size": 16, "in_channels": 2, "seq_length": 2, "num_channels": 32, "channel_mult": "1,2",

@@ -1,6 +1,6 @@
 """The slice-by-slice posterior samplers (mrirecon.recon.sampler) with the real tiny fixture priors.
 
-The AID/UNet fixtures (shared/fixtures/aid/{causal_tiny,unet_tiny}) are the reference's
+The AID/UNet fixtures (tests/fixtures/aid/{causal_tiny,unet_tiny}) are the reference's
 architectures at 32 px with random weights; the scans are simulated (Shepp-Logan phantom,
 birdcage coils), so every piece here is the real component.
 """
