@@ -1,20 +1,24 @@
-"""Shared pieces of the command line: the Typer app, error handling, argument parsers.
+"""Shared pieces of the command line: the Typer app, error handling, options used by several commands.
 
 Error policy (every command): bad input raises :class:`~mrirecon.errors.MrireconError` in the
 Python API (or here, for CLI-only syntax); :func:`command` catches it and prints one red line
 ``Error: ...`` on stderr, exit status 2. Ctrl-C prints the files already written (commands
-record them with :func:`saved`) and exits with 130.
+record them with :func:`saved`) and exits with 130. Warnings of the API are printed as one
+yellow line each.
+
+Start-up: nothing here imports torch, sigpy or matplotlib (``mrirecon --help`` starts in a
+fraction of a second); commands import what they need when they run.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -63,6 +67,14 @@ def _report_interrupt() -> None:
         err_console.print("Nothing was saved.")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    err_console.print(f"[yellow]Warning:[/yellow] {escape(str(message))}")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+
+
 def command(name: str, *, epilog: str | None = None, **kwargs: Any) -> Callable:
     """Register a Typer command whose errors become ``Error: ...`` + exit code 2."""
 
@@ -70,6 +82,8 @@ def command(name: str, *, epilog: str | None = None, **kwargs: Any) -> Callable:
         @functools.wraps(fn)
         def run(*args: Any, **kw: Any) -> Any:
             _saved.clear()
+            previous = warnings.showwarning
+            warnings.showwarning = _show_warning
             try:
                 return fn(*args, **kw)
             except MrireconError as exc:
@@ -78,11 +92,15 @@ def command(name: str, *, epilog: str | None = None, **kwargs: Any) -> Callable:
             except KeyboardInterrupt:
                 _report_interrupt()
                 raise typer.Exit(EXIT_INTERRUPTED) from None
-            except (MemoryError, torch.cuda.OutOfMemoryError):
+            except Exception as exc:
+                if not _out_of_memory(exc):
+                    raise
                 err_console.print(
                     "[bold red]Error:[/bold red] out of memory; try fewer --slices or --samples, or another --device"
                 )
                 raise typer.Exit(1) from None
+            finally:
+                warnings.showwarning = previous
 
         return app.command(name, epilog=epilog, **kwargs)(run)
 
@@ -127,36 +145,102 @@ def existing_file(path: Path, what: str = "INPUT") -> Path:
     return path
 
 
-def output_path(path: Path, suffixes: tuple[str, ...], option: str) -> Path:
-    """Check an output path's suffix and that its folder can be created."""
-    require(
-        path.suffix.lower() in suffixes,
-        f"{option} must end with {' or '.join(suffixes)}, got '{path}'",
-    )
-    require(not path.is_dir(), f"{option} '{path}' is a directory; give a file name")
-    return path
+def output_path(path: Path, suffixes: tuple[str, ...], option: str, inputs=()) -> Path:
+    """Check an output path before computing: suffix, writable folder, not one of ``inputs``."""
+    from mrirecon.files import check_output
+
+    return check_output(path, option, suffixes, inputs)
 
 
-def check_device(device: str) -> str:
-    """Fail early (before loading data) if ``--device`` cannot be used."""
-    from mrirecon.distributed import resolve_device
+def start(device: str, threads: int | None) -> str:
+    """Resolve ``--device`` (failing early), size the CPU thread pool, say both on stderr."""
+    from mrirecon.devices import configure_threads, resolve_device
 
-    return str(resolve_device(device))
+    dev = resolve_device(device)
+    n = configure_threads(threads)
+    info(f"[dim]device {dev}" + (f" ({device})" if device == "auto" else "") + f", {n} CPU thread(s)[/dim]")
+    return str(dev)
 
 
-# -- sampler options shared by recon, demo and evaluate (None = the Python API's default) ----------
+# -- options shared by several commands --------------------------------------------------------
+
+DEVICE_OPTION = typer.Option("auto", "--device", help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
+THREADS_OPTION = typer.Option(
+    None, "--threads", help="CPU threads (default: the free cores, at most 8; OMP_NUM_THREADS is honoured)."
+)
+SENS_OPTION = typer.Option(
+    "auto",
+    "--sens",
+    help="Coil maps: auto (ESPIRiT adapted to the calibration lines, JSENSE below 5), espirit, direct, jsense, "
+    "espirit-sigpy, or a maps file (.h5 from mrirecon sens, .npy, BART .cfl).",
+)
+CALIB_OPTION = typer.Option(None, "--calib", help="Coil-map calibration region HxW (default: the ACS, at most 32x24).")
+KERNEL_OPTION = typer.Option(None, "--kernel", help="ESPIRiT kernel HxW (default: about half the region, at most 6).")
+CROP_OPTION = typer.Option(0.95, "--crop", help="ESPIRiT eigenvalue crop of the map support, in [0, 1].")
+THRESHOLD_OPTION = typer.Option(0.02, "--threshold", help="ESPIRiT singular-value threshold (relative).")
 
 UPDATE_OPTION = typer.Option(
-    None, "--update", help="Re-noising rule: reference (the AID code: fresh noise) or ddim (with --eta)."
+    "reference", "--update", help="Re-noising rule: reference (the AID code: fresh noise) or ddim (with --eta)."
 )
-ETA_OPTION = typer.Option(None, "--eta", help="DDIM eta in [0, 1] (--update ddim; 0 = deterministic).")
-DC_OPTION = typer.Option(
-    None, "--dc", help="Data consistency: gradient (the AID code's steps) or cg (conjugate gradients, as DDS)."
+ETA_OPTION = typer.Option(0.0, "--eta", help="DDIM eta in [0, 1] (--update ddim; 0 = deterministic).")
+DC_OPTION = typer.Option("cg", "--dc", help="Data consistency: cg (conjugate gradients, as DDS) or gradient (the AID code).")
+DC_STEPS_OPTION = typer.Option(8, "--dc-steps", help="Data-consistency iterations per diffusion step (>= 1).")
+FIRST_SLICE_OPTION = typer.Option(
+    "auto", "--first-slice",
+    help="Slice 0 of an AID prior: auto (the UNet twin when known, else cold), twin, cold, or given (fully sampled).",
+)  # fmt: skip
+LAM_OPTION = typer.Option(
+    None, "--lam", help="sense / l1-wavelet regularisation (relative; default: the discrepancy principle)."
 )
-DC_STEPS_OPTION = typer.Option(None, "--dc-steps", help="Data-consistency iterations per diffusion step.")
+ITERS_OPTION = typer.Option(None, "--iters", help="sense / l1-wavelet iterations (default 50 / 100).")
 
 
-def sampler_options(update: str | None, eta: float | None, dc: str | None, dc_steps: int | None) -> dict[str, Any]:
-    """The sampler keywords the user set, for :func:`mrirecon.recon.reconstruct`."""
-    given = {"update": update, "eta": eta, "dc": dc, "dc_steps": dc_steps}
-    return {k: v for k, v in given.items() if v is not None}
+def sens_options(calib: str | None, kernel: str | None, threshold: float, crop: float) -> dict[str, Any]:
+    """The coil-map estimator options the user set, for :func:`mrirecon.recon.reconstruct`."""
+    out: dict[str, Any] = {"threshold": threshold, "crop": crop}
+    if calib is not None:
+        out["calib"] = parse_shape(calib, "--calib")
+    if kernel is not None:
+        out["kernel"] = parse_shape(kernel, "--kernel")
+    return out
+
+
+def sens_source(sens: str, inputs=()) -> str:
+    """A ``--sens`` value: a method name as is, or an existing maps file (checked)."""
+    from mrirecon.physics.coils import SENS_METHODS
+
+    if sens in SENS_METHODS:
+        return sens
+    path = Path(sens)
+    require(
+        path.exists() or path.with_suffix(".cfl").exists(),
+        f"--sens must be one of {', '.join(SENS_METHODS)} or an existing maps file, got {sens!r}",
+    )
+    return str(path)
+
+
+def sampler_options(update: str, eta: float, dc: str, dc_steps: int, first_slice: str) -> dict[str, Any]:
+    """The sampler keywords of :func:`mrirecon.recon.reconstruct`."""
+    return {"update": update, "eta": eta, "dc": dc, "dc_steps": dc_steps, "first_slice": first_slice}
+
+
+def read_mask_file(path: Path, shape: tuple[int, int] | None = None):
+    """A ``--mask-file`` (.npy, real 0/1, (W,) or (H, W)) as float32, with one-line errors."""
+    import numpy as np
+
+    existing_file(path, "--mask-file")
+    require(path.suffix.lower() == ".npy", f"--mask-file must be a .npy file (from mrirecon mask), got '{path}'")
+    try:
+        m = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise MrireconError(f"--mask-file '{path}' is not a NumPy .npy array ({str(e).splitlines()[0]})") from None
+    require(isinstance(m, np.ndarray), f"--mask-file '{path}' must hold one array")
+    require(m.dtype.kind in "biuf", f"--mask-file '{path}' must be real 0/1 values, got dtype {m.dtype}")
+    require(m.ndim in (1, 2) and m.size > 0, f"--mask-file '{path}' must be (W,) or (H, W), got shape {m.shape}")
+    require(bool(np.isin(m, (0, 1)).all()), f"--mask-file '{path}' must hold only 0 and 1 values")
+    if shape is not None:
+        require(
+            m.shape[-1] == shape[1] and (m.ndim == 1 or m.shape[0] in (shape[0],) or bool(np.all(m == m[:1]))),
+            f"--mask-file '{path}' has shape {m.shape}; this scan needs (W,) = ({shape[1]},) or (H, W) = {shape}",
+        )
+    return m.astype(np.float32)

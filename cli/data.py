@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import typer
-from rich.table import Table
 
 from mrirecon.cli._common import (
+    CALIB_OPTION,
+    CROP_OPTION,
+    DEVICE_OPTION,
+    KERNEL_OPTION,
+    THREADS_OPTION,
+    THRESHOLD_OPTION,
     command,
     console,
     examples,
@@ -17,6 +21,8 @@ from mrirecon.cli._common import (
     output_path,
     parse_shape,
     saved,
+    sens_options,
+    start,
 )
 from mrirecon.errors import MrireconError
 
@@ -24,7 +30,9 @@ from mrirecon.errors import MrireconError
 # info
 
 
-def _kv_table(title: str) -> Table:
+def _kv_table(title: str):
+    from rich.table import Table
+
     t = Table(title=title, show_header=False, title_justify="left", box=None, pad_edge=False)
     t.add_column(style="bold")
     t.add_column()
@@ -42,6 +50,7 @@ def _fmt(v) -> str:
 def _info_reconstruction(path: Path) -> None:
     """Show an HDF5 written by mrirecon (``reconstruction`` + extras) or any non-scan HDF5."""
     import h5py
+    import numpy as np
 
     with h5py.File(path, "r") as f:
         t = _kv_table(f"{path.name}: reconstruction file")
@@ -63,19 +72,23 @@ def info_cmd(
     """Show a fastMRI file: k-space shape, coils, acquisition, header geometry, mask, reference."""
     import h5py
 
-    from mrirecon.cli.recon import detect_mask
     from mrirecon.data.fastmri import open_scan
+    from mrirecon.data.scan import detect_mask, pixel_size
 
     existing_file(file, "FILE")
     try:
         scan = open_scan(file)
     except MrireconError:
-        if h5py.is_hdf5(file):
-            with h5py.File(file, "r") as f:
-                is_recon = "reconstruction" in f
-            if is_recon:
-                _info_reconstruction(file)
-                return
+        is_recon = False
+        try:
+            if h5py.is_hdf5(file):
+                with h5py.File(file, "r") as f:
+                    is_recon = "reconstruction" in f
+        except OSError:  # a truncated or damaged file: open_scan's message says so
+            pass
+        if is_recon:
+            _info_reconstruction(file)
+            return
         raise
     S, C, H, W = scan.kspace_shape
     t = _kv_table(f"{file.name}")
@@ -100,6 +113,9 @@ def info_cmd(
         t.add_row("recon matrix", " x ".join(map(str, hd.recon_size)))
         if hd.recon_fov_mm:
             t.add_row("recon FOV (mm)", " x ".join(f"{v:g}" for v in hd.recon_fov_mm))
+        px = pixel_size(hd)
+        if px is not None:
+            t.add_row("pixel size (mm)", f"{px[0]:.2f} x {px[1]:.2f}")
         t.add_row(
             "phase-encode limits",
             f"min {hd.kspace_encoding_step_1[0]}, max {hd.kspace_encoding_step_1[1]}, "
@@ -139,6 +155,8 @@ def mask_cmd(
     png: Path = typer.Option(None, "--png", help="Write a picture of the mask."),
 ) -> None:
     """Make a k-space sampling mask and report its effective acceleration."""
+    import numpy as np
+
     from mrirecon.physics.masks import make_mask
 
     hw = parse_shape(shape)
@@ -155,8 +173,9 @@ def mask_cmd(
     if np.all(arr == arr[:1]):
         t.add_row("sampled lines", f"{int(arr[0].sum())} of {arr.shape[1]} phase-encode lines")
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.save(out, arr)
+        from mrirecon.files import atomic_save_npy
+
+        atomic_save_npy(out, arr)
         saved(out)
         t.add_row("written", str(out))
     if png is not None:
@@ -175,51 +194,77 @@ def mask_cmd(
 @command(
     "sens",
     epilog=examples(
-        "mrirecon sens scan.h5 -o maps.h5",
-        "mrirecon sens scan.h5 -o maps.h5 --method direct --slices 4,5,6 --png maps.png",
+        "mrirecon sens scan.h5 -o maps.h5 --png maps.png",
+        "mrirecon sens scan.h5 -o maps.h5 --mask equispaced -R 4     # from the calibration lines of a 4x mask",
+        "mrirecon sens scan.h5 -o maps.npy --method direct --slices 4,5,6",
+        "mrirecon recon scan.h5 -o recon.h5 --sens maps.h5           # use them",
     ),
 )
 def sens_cmd(
     input: Path = typer.Argument(..., help="fastMRI .h5 file."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .h5 (dataset 'sens_maps') or .npy."),
-    method: str = typer.Option("espirit", "--method", help="espirit (SigPy ESPIRiT) or direct (low-resolution)."),
+    method: str = typer.Option(
+        "auto", "--method", help="auto (ESPIRiT adapted to the calibration lines, JSENSE below 5), espirit, direct, "
+        "jsense, espirit-sigpy."
+    ),
+    mask: str = typer.Option(
+        None, "--mask", help="Calibrate on the lines of this retrospective mask kind (default: the file's own "
+        "sampling; fully sampled files: the whole k-space, i.e. oracle maps)."
+    ),
+    acceleration: float = typer.Option(4.0, "--acceleration", "-R", help="Acceleration of --mask."),
+    seed: int = typer.Option(0, "--seed", help="Seed of --mask (crc32(file name) + seed, as recon and evaluate)."),
+    calib: str = CALIB_OPTION,
+    kernel: str = KERNEL_OPTION,
+    crop: float = CROP_OPTION,
+    threshold: float = THRESHOLD_OPTION,
     slices: str = typer.Option("all", "--slices", help="Slices: all, I, I,J,K, A:B or center:N."),
-    png: Path = typer.Option(None, "--png", help="Picture of the maps' magnitude (middle slice)."),
+    png: Path = typer.Option(None, "--png", help="Picture of the maps' magnitude (middle slice, background masked)."),
+    device: str = DEVICE_OPTION,
+    threads: int = THREADS_OPTION,
 ) -> None:
     """Estimate coil sensitivity maps (S, C, H, W) from a file's k-space (its calibration lines)."""
-    from mrirecon.cli.recon import detect_mask
-    from mrirecon.data.fastmri import open_scan, write_reconstruction
-    from mrirecon.evaluation import parse_slices
-    from mrirecon.physics.coils import estimate_sens, rss
-    from mrirecon.physics.fft import center_crop, fft2c, ifft2c
+    import numpy as np
+
+    from mrirecon.data.fastmri import write_reconstruction
+    from mrirecon.data.scan import prepare_scan
+    from mrirecon.physics.coils import calibrate, rss
+    from mrirecon.physics.fft import ifft2c
 
     existing_file(input)
-    output_path(out, (".h5", ".npy"), "--out")
+    output_path(out, (".h5", ".npy"), "--out", [input])
     if png is not None:
-        output_path(png, (".png",), "--png")
-    scan = open_scan(input)
-    idx = parse_slices(slices, scan.num_slices)
-    kspace = scan.load_kspace(idx)
-    # remove the readout oversampling in the image domain, as reconstruction does
-    kspace = fft2c(center_crop(ifft2c(kspace), (scan.recon_size[0], kspace.shape[-1])))
-    mask = detect_mask(scan)  # None for fully sampled data: calibrate on the whole centre
-    info(f"Estimating {method} maps for {len(idx)} slices of {input.name} ...")
-    maps = np.asarray(estimate_sens(kspace, mask=mask, method=method))
+        output_path(png, (".png",), "--png", [input])
+    device = start(device, threads)
+    scan = prepare_scan(input, slices)
+    m = scan.acquired_mask
+    if mask is not None:
+        m = scan.retrospective_mask(mask, acceleration, seed).mask
+    k = scan.kspace if m is None else scan.kspace * m
+    info(f"Estimating {method} maps for {len(scan.slices)} slices of {input.name} ...")
+    cal = calibrate(k, m, method, device=None if device == "cpu" else device,
+                    **sens_options(calib, kernel, threshold, crop))  # fmt: skip
+    maps = np.asarray(cal.maps)
+    info(f"coil maps: {cal.describe()}")
     if out.suffix.lower() == ".npy":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.save(out, maps.astype(np.complex64))
+        from mrirecon.files import atomic_save_npy
+
+        atomic_save_npy(out, maps.astype(np.complex64))
     else:
         write_reconstruction(
             out,
             rss(maps),
-            attrs={"method": method, "source": str(input), "slices": ",".join(map(str, idx))},
+            attrs={"method": cal.method, "source": str(input), "slices": ",".join(map(str, scan.slices)),
+                   "calibration": cal.describe()},  # fmt: skip
             extra={"sens_maps": maps.astype(np.complex64)},
         )
     saved(out)
     if png is not None:
         from mrirecon.viz import save_strip
 
-        mid = maps[maps.shape[0] // 2]
-        save_strip(png, np.abs(mid), title=f"|sensitivity| per coil, slice {idx[len(idx) // 2]}")
+        mid = len(scan.slices) // 2
+        body = rss(ifft2c(scan.kspace[mid]))
+        show = body > 0.05 * body.max()  # the object: noise-only background is not a sensitivity
+        save_strip(png, np.abs(maps[mid]), titles=[f"coil {c}" for c in range(maps.shape[1])], colorbar=True, mask=show,
+                   cmap="viridis", title=f"|sensitivity| per coil, volume slice {scan.slices[mid]} ({cal.describe()})")  # fmt: skip
         saved(png)
-    console.print(f"Wrote {out}: sens_maps {tuple(maps.shape)} complex64 ({method}).")
+    console.print(f"Wrote {out}: sens_maps {tuple(maps.shape)} complex64 ({cal.method}).")

@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich import box
-from rich.table import Table
 
 from mrirecon.cli._common import (
     DC_OPTION,
     DC_STEPS_OPTION,
+    DEVICE_OPTION,
     ETA_OPTION,
+    FIRST_SLICE_OPTION,
+    SENS_OPTION,
+    THREADS_OPTION,
     UPDATE_OPTION,
-    check_device,
     command,
     console,
     err_console,
@@ -23,6 +23,7 @@ from mrirecon.cli._common import (
     parse_list,
     sampler_options,
     saved,
+    start,
 )
 
 
@@ -31,6 +32,7 @@ from mrirecon.cli._common import (
     epilog=examples(
         "mrirecon evaluate data/multicoil_val --masks random,equispaced,poisson --accelerations 4,8,12 "
         "--methods aid,unet,l1-wavelet,zero-filled -o results/",
+        "mrirecon evaluate data/ -o results/ --methods aid,unet,l1-wavelet,l1-wavelet-tuned,sense,sense-tuned",
         "mrirecon evaluate data/ -o results/ --limit 10 --slices center:8 --steps 50 --device cuda",
         "torchrun --nproc-per-node 4 -m mrirecon.cli evaluate data/ -o results/ --device cuda",
         "mrirecon evaluate data/ -o results/   # after a crash or Ctrl-C: resumes, skips finished rows",
@@ -44,17 +46,18 @@ def evaluate_cmd(
     methods: str = typer.Option(
         "aid,unet,l1-wavelet,zero-filled",
         "--methods",
-        help="Comma-separated: aid, unet, l1-wavelet, sense, zero-filled.",
+        help="Comma-separated: aid, unet, l1-wavelet, sense, zero-filled, and l1-wavelet-tuned / sense-tuned "
+        "(an oracle sweep of lambda against the reference: the best a classical method can do).",
     ),
     limit: int = typer.Option(None, "--limit", help="Use only the first N files (sorted by name)."),
     slices: str = typer.Option("all", "--slices", help="Slices per volume: all, I, I,J,K, A:B or center:N."),
     steps: int = typer.Option(100, "--steps", help="Diffusion steps per slice (aid, unet)."),
     samples: int = typer.Option(1, "--samples", help="Posterior samples per slice; metrics use their mean."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler; mask seed = crc32(file name) + seed."),
-    center_fraction: float = typer.Option(None, "--center-fraction", help="Fully sampled centre (default per mask)."),
-    sens: str = typer.Option(
-        "espirit", "--sens", help="Coil maps from each mask's calibration lines: espirit or direct."
+    center_fraction: float = typer.Option(
+        None, "--center-fraction", help="Fully sampled centre (default: fastMRI's per acceleration, 0.08 at 4x, 0.04 at 8x)."
     ),
+    sens: str = SENS_OPTION,
     prior: str = typer.Option("default", "--prior", help="Prior of the 'aid' method: registry name or CONFIG:WEIGHTS."),
     unet_prior: str = typer.Option("default-unet", "--unet-prior", help="Prior of the 'unet' method."),
     normalize: str = typer.Option(
@@ -64,21 +67,30 @@ def evaluate_cmd(
     eta: float = ETA_OPTION,
     dc: str = DC_OPTION,
     dc_steps: int = DC_STEPS_OPTION,
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda (cuda:LOCAL_RANK under torchrun) or cuda:N."),
+    first_slice: str = FIRST_SLICE_OPTION,
+    device: str = DEVICE_OPTION,
+    threads: int = THREADS_OPTION,
     save_recons: bool = typer.Option(False, "--save-recons", help="Also write every reconstruction (.h5)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write metric-vs-acceleration PNGs."),
 ) -> None:
     """Evaluate methods on a folder of fastMRI files; resumable, shardable with torchrun.
 
     For every file x mask x acceleration x method one row with volume PSNR, SSIM, NMSE and
-    NRMSE (fastMRI conventions, per-slice values as JSON) is appended to OUT/metrics.csv.
-    Rerunning the same command skips finished rows. At the end: OUT/summary.md (mean ± std per
-    setting), OUT/summary.csv, OUT/metrics_per_slice.csv and OUT/plot_MASK_METRIC.png.
+    NRMSE (fastMRI conventions, per-slice values as JSON) is appended to OUT/metrics.csv. A
+    cell that cannot be computed (e.g. no calibration data for coil maps) is a 'skipped' row
+    with the reason; the rest goes on. Rerunning the same command skips finished rows. At the
+    end: OUT/summary.md (mean ± std per setting), OUT/summary.csv, OUT/metrics_per_slice.csv
+    and OUT/plot_MASK_METRIC.png.
     """
-    from mrirecon.distributed import context_from_env
-    from mrirecon.evaluation import EvalConfig, run_evaluation
+    from rich import box
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.table import Table
 
-    check_device(device)
+    from mrirecon.distributed import context_from_env
+    from mrirecon.evaluation import EvalConfig, run_evaluation, summary_cells
+    from mrirecon.progress import hosted
+
+    start(device, threads)
     config = EvalConfig(
         data_dir=str(data_dir),
         out_dir=str(out),
@@ -96,19 +108,22 @@ def evaluate_cmd(
         unet_prior=unet_prior,
         normalize=normalize,
         device=device,
-        sampler=sampler_options(update, eta, dc, dc_steps),
+        sampler=sampler_options(update, eta, dc, dc_steps, first_slice),
         save_recons=save_recons,
         plots=plots,
+        progress=True,
     )
     ctx = context_from_env()
     show = ctx.is_main
-    rows_written: list[int] = [0]
+    rows_written = [0]
     progress = Progress(
         TextColumn("[bold]evaluate[/bold]"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=err_console,
         disable=not show,
         transient=False,
@@ -125,18 +140,18 @@ def evaluate_cmd(
                     f"{data['todo']} to run on {data['world_size']} process(es)"
                     + (" (the bar follows rank 0)" if data["world_size"] > 1 else "")
                 )
+        elif event == "item":
+            progress.update(task, description=f"{data['file']} {data['mask']} R={data['acceleration']:g} {data['method']}")
         elif event == "row":
             rows_written[0] += 1
             if rows_written[0] == 1:
                 saved(f"{metrics_csv} (finished rows; rerun the same command to resume)")
-            progress.update(
-                task,
-                advance=1,
-                description=f"{data['file']} {data['mask']} R={data['acceleration']:g} {data['method']}: "
-                f"PSNR {data['psnr']:.2f} dB, SSIM {data['ssim']:.3f}",
-            )
+            what = f"{data['file']} {data['mask']} R={data['acceleration']:g} {data['method']}"
+            if data["status"] != "ok":
+                progress.console.print(f"[yellow]skipped[/yellow] {what}: {data['note']}")
+            progress.update(task, advance=1)
 
-    with progress:
+    with progress, hosted(progress):
         report = run_evaluation(config, progress=on_event)
     if not show:
         return
@@ -149,17 +164,11 @@ def evaluate_cmd(
         padding=(0, 1, 0, 0),
         pad_edge=False,
     )
-    for h in ("mask", "R (eff.)", "method", "PSNR (dB)", "SSIM", "NRMSE"):
-        table.add_column(h, justify="left" if h in ("mask", "method") else "right", no_wrap=True)
+    header = ("mask", "R", "R eff.", "method", "volumes", "PSNR (dB)", "SSIM", "NRMSE")
+    for h in header:
+        table.add_column(h, justify="left" if h in ("mask", "method", "volumes") else "right", no_wrap=h != "volumes")
     for r in report.summary:
-        table.add_row(
-            r.mask,
-            f"{r.acceleration:g} ({r.effective_acceleration:.2f})",
-            r.method,
-            f"{r.psnr:.2f} ± {r.psnr_std:.2f}",
-            f"{r.ssim:.3f} ± {r.ssim_std:.3f}",
-            f"{r.nrmse:.3f} ± {r.nrmse_std:.3f}",
-        )
+        table.add_row(*summary_cells(r, digits=3)[: len(header)])
     console.print(table)
     console.print(f"{report.done} rows computed, {report.skipped} reused from earlier runs.")
     width = max((len(k) for k in report.paths), default=0)

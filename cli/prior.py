@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import typer
-from rich.table import Table
 
 from mrirecon.cli._common import (
-    check_device,
+    DEVICE_OPTION,
+    THREADS_OPTION,
     command,
     console,
     examples,
@@ -18,6 +17,7 @@ from mrirecon.cli._common import (
     info,
     output_path,
     saved,
+    start,
 )
 
 
@@ -35,6 +35,8 @@ def _size(nbytes) -> str:
 @command("priors", epilog=examples("mrirecon priors"))
 def priors_cmd() -> None:
     """List the registered priors (name, kind, parameters, file size, origin)."""
+    from rich.table import Table
+
     from mrirecon.prior import list_priors
 
     t = Table(title="Registered priors (use with --prior NAME; or --prior CONFIG.yaml:WEIGHTS.pt)")
@@ -79,8 +81,8 @@ def train_cmd(
     ema_decay: float = typer.Option(0.999, "--ema-decay", help="EMA of the weights (the shipped weights)."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Steps between checkpoints."),
     log_every: int = typer.Option(10, "--log-every", help="Steps between loss-log rows."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda (cuda:LOCAL_RANK under torchrun) or cuda:N."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads (torch.set_num_threads)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda (cuda:LOCAL_RANK under torchrun) or cuda:N."),
+    threads: int = THREADS_OPTION,
     cond_noise: float = typer.Option(
         0.0, "--cond-noise", help="AID: noise std (max) on the conditioning slices, for robustness to recon errors."
     ),
@@ -96,11 +98,12 @@ def train_cmd(
     The result, OUT/model.pt + OUT/model.yaml, is used with --prior OUT/model.yaml:OUT/model.pt.
     """
     from mrirecon.distributed import context_from_env
-    from mrirecon.evaluation import resolve_prior
+    from mrirecon.prior.registry import resolve_prior
     from mrirecon.prior.train import train
 
     existing_file(config, "--config")
-    check_device(device)
+    output_path(out / "model.pt", (".pt",), "--out")
+    start(device, threads)
     try:
         res = train(
             config,
@@ -118,7 +121,6 @@ def train_cmd(
             checkpoint_every=checkpoint_every,
             log_every=log_every,
             device=device,
-            num_threads=threads,
             cond_noise=cond_noise,
             cold_start=cold_start,
             init=None if init is None else resolve_prior(init, "cpu"),
@@ -164,7 +166,8 @@ def sample_cmd(
         1.0, "--eta", help="DDIM eta in [0, 1] (1: ancestral, more robust for small priors; 0: deterministic)."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial noise."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    device: str = DEVICE_OPTION,
+    threads: int = THREADS_OPTION,
 ) -> None:
     """Generate a sequence of adjacent slices from a prior alone (no data).
 
@@ -173,28 +176,31 @@ def sample_cmd(
     generation continues a real volume: its slices are coil-combined and normalised as for
     training, resampled to the prior's matrix, and fill the conditioning window.
     """
+    import numpy as np
+
     from mrirecon.data.fastmri import write_reconstruction
-    from mrirecon.evaluation import resolve_prior
     from mrirecon.physics.fft import channels_to_complex
-    from mrirecon.recon import generate_sequence
+    from mrirecon.recon import CLASSICAL_METHODS, generate_sequence
+    from mrirecon.prior.registry import resolve_prior
 
     if out is None and png is None:
         fail("give --out FRAMES.h5 and/or --png STRIP.png")
+    warm_file = None if warm_start in (None, "sample") else Path(warm_start)
     if out is not None:
-        output_path(out, (".h5",), "--out")
+        output_path(out, (".h5",), "--out", [warm_file])
     if png is not None:
-        output_path(png, (".png",), "--png")
-    device = check_device(device)
-    p = resolve_prior(prior, device)
-    if isinstance(p, str):
+        output_path(png, (".png",), "--png", [warm_file])
+    if prior in CLASSICAL_METHODS:
         fail(f"--prior {prior} is a classical method; sample needs a learned prior (see mrirecon priors)")
+    device = start(device, threads)
+    p = resolve_prior(prior, device)
     given = None
     if warm_start is not None:
         given = _warm_start_frames(warm_start, warm_slices, p)
     elif warm_slices is not None:
         fail("--warm-slices needs --warm-start")
-    start = "cold start" if given is None else f"continuing {len(given)} slices of {warm_start}"
-    info(f"Generating {n} frames with {prior} ({p.kind}), {steps} steps, {start} ...")
+    start_text = "cold start" if given is None else f"continuing {len(given)} slices of {warm_start}"
+    info(f"Generating {n} frames with {prior} ({'AID' if p.sequential else 'UNet'}), {steps} steps, {start_text} ...")
     frames = np.asarray(generate_sequence(p, n, warm_start=given, steps=steps, eta=eta, seed=seed, progress=True))
 
     def complex_frames(x: np.ndarray) -> np.ndarray:
@@ -202,7 +208,7 @@ def sample_cmd(
 
     images = complex_frames(frames)
     if out is not None:
-        attrs = {"prior": prior, "steps": steps, "eta": eta, "seed": seed, "kind": p.kind}
+        attrs = {"prior": prior, "steps": steps, "eta": eta, "seed": seed, "kind": "aid" if p.sequential else "unet"}
         extra = {"frames": frames.astype(np.float32)}
         if given is not None:
             attrs.update(warm_start=str(warm_start), warm_slices=str(warm_slices or "first seq_length"))
@@ -217,7 +223,7 @@ def sample_cmd(
         if given is not None:
             strip = np.concatenate([complex_frames(given), images])
             titles = [f"given {i + 1}" for i in range(len(given))] + titles
-        save_strip(png, strip, titles=titles, title=f"{prior}: {n} generated slices ({steps} steps, seed {seed}; {start})")
+        save_strip(png, strip, titles=titles, title=f"{prior}: {n} generated slices ({steps} steps, seed {seed}; {start_text})")
         saved(png)
         console.print(f"Wrote {png}.")
 
@@ -225,15 +231,15 @@ def sample_cmd(
 def _warm_start_frames(source: str, spec: str | None, prior) -> np.ndarray:
     """The warm-start window ``(T0, C, H, W)`` in [-1, 1] from a volume file, as training reads it."""
     from mrirecon.assets import sample_scan_path
-    from mrirecon.evaluation import parse_slices
+    from mrirecon.data.scan import parse_slices
     from mrirecon.prior.datasets import load_volume_file
 
     path = sample_scan_path() if source == "sample" else existing_file(Path(source), "--warm-start")
-    if prior.kind != "aid":
+    if not prior.sequential:
         fail("--warm-start conditions an AID prior; a UNet prior generates independent slices")
     volume = load_volume_file(path, image_size=prior.image_size, magnitude=prior.in_channels == 1)
     T = int(prior.seq_length)
-    idx = parse_slices(spec, len(volume)) if spec is not None else list(range(min(T, len(volume))))
+    idx = parse_slices(spec, len(volume), "--warm-slices") if spec is not None else list(range(min(T, len(volume))))
     if idx != list(range(idx[0], idx[-1] + 1)):
         fail(f"--warm-slices {spec!r} must select consecutive slices, got {idx}")
     return volume.frames[idx].numpy()

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
-import numpy as np
 import typer
-from rich.table import Table
 
 from mrirecon.cli._common import (
+    CALIB_OPTION,
+    CROP_OPTION,
     DC_OPTION,
     DC_STEPS_OPTION,
+    DEVICE_OPTION,
     ETA_OPTION,
+    FIRST_SLICE_OPTION,
+    ITERS_OPTION,
+    KERNEL_OPTION,
+    LAM_OPTION,
+    SENS_OPTION,
+    THREADS_OPTION,
+    THRESHOLD_OPTION,
     UPDATE_OPTION,
-    check_device,
     command,
     console,
     examples,
@@ -22,52 +30,45 @@ from mrirecon.cli._common import (
     fail,
     info,
     output_path,
-    saved,
+    read_mask_file,
     sampler_options,
+    saved,
+    sens_options,
+    sens_source,
+    start,
 )
-from mrirecon.errors import require
-from mrirecon.evaluation import CLASSICAL, resolve_prior
 
 
-def prior_label(spec: str, prior) -> str:
-    """Short display name: the classical method, or ``AID (default)`` / ``UNET (model)``."""
-    if isinstance(prior, str):
-        return prior
-    name = spec if ":" not in spec and not Path(spec).exists() else Path(spec.split(":")[-1]).stem
-    return f"{prior.kind.upper()} ({name})"
+def _metrics_table(title: str, rows: dict, caption: str):
+    from rich.table import Table
 
-
-def detect_mask(scan) -> np.ndarray | None:
-    """The sampling mask (W,) of prospectively undersampled data, or None if fully sampled.
-
-    fastMRI test/challenge files carry a ``mask`` dataset; other undersampled files are
-    recognised by phase-encode columns of exact zeros (in every coil and readout sample of
-    the middle slice) inside the header's acquired range (columns outside it are the zero
-    padding of fully sampled knee data, not undersampling).
-    """
-    if scan.mask is not None:
-        return scan.mask.astype(np.float32)
-    k = scan.kspace_slice(scan.num_slices // 2)
-    sampled = np.any(k != 0, axis=(0, 1))
-    lo, hi = 0, sampled.size
-    if scan.header is not None:
-        lo, hi = max(scan.header.padding_left, 0), min(scan.header.padding_right, sampled.size)
-    inside = sampled[lo:hi]
-    if inside.size == 0 or inside.all():
-        return None
-    return sampled.astype(np.float32)
-
-
-def _metrics_table(title: str, rows: dict[str, object]) -> Table:
-    t = Table(
-        title=title,
-        caption="fastMRI volume metrics vs the RSS reference, least-squares intensity",
-    )
+    t = Table(title=title, caption=caption)
     for h in ("method", "PSNR (dB)", "SSIM", "NRMSE", "time (s)"):
         t.add_column(h, justify="left" if h == "method" else "right")
     for name, (m, seconds) in rows.items():
         t.add_row(name, f"{m.psnr:.2f}", f"{m.ssim:.4f}", f"{m.nrmse:.4f}", f"{seconds:.1f}")
     return t
+
+
+def _caption(scan, given: list[int]) -> str:
+    """What the metrics refer to."""
+    n = len(scan.slices) - len(given)
+    part = "all slices" if len(scan.slices) == scan.num_slices else f"{n} of {scan.num_slices} slices"
+    excluded = f", slice {scan.slices[0]} (given fully sampled) excluded" if given else ""
+    return (
+        f"fastMRI volume metrics vs reconstruction_rss over {part}{excluded}; data range = the whole "
+        "reference volume's max; least-squares intensity"
+    )
+
+
+def _sampler_kwargs(method, steps, samples, update, eta, dc, dc_steps, first_slice, lam, iters, sens, sens_opts):
+    """Keywords of :func:`mrirecon.recon.reconstruct` for a classical method or a prior."""
+    kw = dict(sens=sens, sens_options=sens_opts)
+    if isinstance(method, str):
+        kw.update(lam=lam, iters=iters)
+    else:
+        kw.update(steps=steps, n_samples=samples, **sampler_options(update, eta, dc, dc_steps, first_slice))
+    return kw
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,10 +79,11 @@ def _metrics_table(title: str, rows: dict[str, object]) -> Table:
     "recon",
     epilog=examples(
         "mrirecon recon file_brain_AXT1POST_200_6002026.h5 -o recon.h5 --mask equispaced -R 4 --png recon.png",
-        "mrirecon recon scan.h5 -o recon.h5 --mask-file mask.npy --prior default --steps 100 --samples 4 --device cuda",
+        "mrirecon recon scan.h5 -o recon.h5 --mask-file mask.npy --prior default --steps 100 --samples 4",
         "mrirecon recon scan.h5 -o recon.h5 --prior fastmri_320_cplx.yaml:fastmri_320_cplx.pt --device cuda",
+        "mrirecon recon scan.h5 -o recon.h5 --sens maps.h5        # coil maps from mrirecon sens or BART ecalib",
         "mrirecon recon file_brain_test.h5 -o recon.h5   # test/challenge file: its own mask is used",
-        "mrirecon recon scan.h5 -o zf.h5 --prior zero-filled",
+        "mrirecon recon scan.h5 -o cs.h5 --prior l1-wavelet --lam 0.005",
     ),
 )
 def recon_cmd(
@@ -92,15 +94,19 @@ def recon_cmd(
         "sampled files: equispaced)."
     ),
     acceleration: float = typer.Option(4.0, "--acceleration", "-R", help="Nominal acceleration of --mask."),
-    center_fraction: float = typer.Option(None, "--center-fraction", help="Fully sampled centre (default per kind)."),
-    seed: int = typer.Option(
-        0, "--seed", help="Seed: mask seed = crc32(file name) + seed (as evaluate); sampler seed."
+    center_fraction: float = typer.Option(
+        None, "--center-fraction", help="Fully sampled centre (default: fastMRI's, 0.08 at 4x, 0.04 at 8x)."
     ),
+    seed: int = typer.Option(0, "--seed", help="Seed: mask seed = crc32(file name) + seed (as evaluate); sampler seed."),
     mask_file: Path = typer.Option(None, "--mask-file", help="Mask (W,) or (H, W) as .npy (from mrirecon mask)."),
     prior: str = typer.Option(
         "default", "--prior", help="Registry name, CONFIG.yaml:WEIGHTS.pt, or zero-filled / sense / l1-wavelet."
     ),
-    sens: str = typer.Option("espirit", "--sens", help="Coil maps from the calibration lines: espirit or direct."),
+    sens: str = SENS_OPTION,
+    calib: str = CALIB_OPTION,
+    kernel: str = KERNEL_OPTION,
+    crop: float = CROP_OPTION,
+    threshold: float = THRESHOLD_OPTION,
     steps: int = typer.Option(100, "--steps", help="Diffusion steps per slice."),
     samples: int = typer.Option(1, "--samples", help="Posterior samples per slice (> 1 adds an uncertainty map)."),
     slices: str = typer.Option("all", "--slices", help="Slices: all, I, I,J,K, A:B or center:N."),
@@ -108,7 +114,11 @@ def recon_cmd(
     eta: float = ETA_OPTION,
     dc: str = DC_OPTION,
     dc_steps: int = DC_STEPS_OPTION,
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    first_slice: str = FIRST_SLICE_OPTION,
+    lam: float = LAM_OPTION,
+    iters: int = ITERS_OPTION,
+    device: str = DEVICE_OPTION,
+    threads: int = THREADS_OPTION,
     png: Path = typer.Option(None, "--png", help="Comparison figure (reference, zero-filled, result, error, std)."),
 ) -> None:
     """Reconstruct one fastMRI file (retrospectively or prospectively undersampled).
@@ -117,64 +127,70 @@ def recon_cmd(
     after Ctrl-C or a crash, the same command resumes from there (and gives the same result
     as an uninterrupted run); the file is removed when the reconstruction completes.
     """
-    from mrirecon.data.fastmri import open_scan, write_reconstruction
-    from mrirecon.evaluation import mask_seed, parse_slices
+    import numpy as np
+
+    from mrirecon.data.fastmri import write_reconstruction
+    from mrirecon.data.scan import prepare_scan
+    from mrirecon.files import same_file
     from mrirecon.metrics import evaluate
     from mrirecon.physics.fft import center_crop
-    from mrirecon.physics.masks import make_mask
-    from mrirecon.recon import reconstruct_file
+    from mrirecon.recon import method_label, reconstruct, resolve_method
 
     existing_file(input)
-    output_path(out, (".h5",), "--out")
+    sens = sens_source(sens)
+    inputs = [input, mask_file, sens if Path(sens).exists() else None]
+    output_path(out, (".h5",), "--out", inputs)
+    partial = out.with_name(out.stem + ".partial.h5")  # finished slices of an interrupted run
+    for src in inputs:
+        if src is not None and Path(src).exists() and same_file(partial, src):
+            fail(f"--out {out} keeps its checkpoint in {partial}, which is the input '{src}': choose another --out")
     if png is not None:
-        output_path(png, (".png",), "--png")
+        output_path(png, (".png",), "--png", inputs)
     if mask is not None and mask_file is not None:
         fail("give either --mask or --mask-file, not both")
-    device = check_device(device)
-    scan = open_scan(input)
-    idx = parse_slices(slices, scan.num_slices)
-    H, W = scan.recon_size[0], scan.kspace_shape[3]
-
-    prospective = detect_mask(scan)
-    if prospective is not None:
+    device = start(device, threads)
+    scan = prepare_scan(input, slices)
+    H, W = scan.shape
+    if scan.acquired_mask is not None:
         if mask is not None or mask_file is not None:
-            fail(f"{input} is already undersampled ({int(prospective.sum())}/{prospective.size} lines); "
-                 "drop --mask/--mask-file to reconstruct it as acquired")
-        m, how = prospective, f"as acquired ({int(prospective.sum())}/{prospective.size} lines)"
+            fail(f"{input} is already undersampled ({int(scan.acquired_mask.sum())}/{W} lines); "
+                 "drop --mask/--mask-file to reconstruct it as acquired")  # fmt: skip
+        m, how = scan.acquired_mask, f"as acquired ({int(scan.acquired_mask.sum())}/{W} lines)"
     elif mask_file is not None:
-        existing_file(mask_file, "--mask-file")
-        require(mask_file.suffix == ".npy", f"--mask-file must be a .npy file, got '{mask_file}'")
-        m, how = np.load(mask_file).astype(np.float32), f"from {mask_file}"
+        m, how = read_mask_file(mask_file, (H, W)), f"from {mask_file}"
     else:
         kind = mask or "equispaced"
-        mk = make_mask(kind, (H, W), acceleration, seed=mask_seed(input.name, seed), center_fraction=center_fraction)
+        mk = scan.retrospective_mask(kind, acceleration, seed, center_fraction)
         m, how = mk, f"{kind}, R = {acceleration:g} (effective {mk.acceleration:.2f})"
-    info(f"{input.name}: {len(idx)} slices, mask {how}, prior {prior}")
-
-    p = resolve_prior(prior, device)
-    label = prior_label(prior, p)
-    kwargs = dict(slices=idx, sens=sens, seed=seed)
-    partial = out.with_name(out.stem + ".partial.h5")  # finished slices of an interrupted run
-    if prior not in CLASSICAL:
-        kwargs.update(steps=steps, n_samples=samples, device=device, **sampler_options(update, eta, dc, dc_steps))
-        kwargs.update(checkpoint=partial)
+    method = resolve_method(prior, device)
+    label = method_label(prior, method)
+    info(f"{input.name}: {len(scan.slices)} of {scan.num_slices} slices, mask {how}, {label}")
+    kwargs = _sampler_kwargs(method, steps, samples, update, eta, dc, dc_steps, first_slice, lam, iters, sens,
+                             sens_options(calib, kernel, threshold, crop) if not Path(sens).exists() else None)  # fmt: skip
+    if not isinstance(method, str):
+        kwargs["checkpoint"] = partial
         if partial.exists():
             info(f"Resuming from {partial} (finished slices of an earlier run).")
     try:
-        res = reconstruct_file(input, m, prior=p, **kwargs)
+        res = reconstruct(scan.kspace, m, method, seed=seed, device=device, pixel_size_mm=scan.pixel_size_mm, **kwargs)
     except KeyboardInterrupt:
         if partial.exists():
             saved(f"{partial} (the finished slices; rerun the same command to resume)")
         raise
-    crop = scan.recon_size
-    image = center_crop(res.image, crop)
+    info(f"coil maps: {res.info['sens'].get('method')} {res.info['sens'].get('note', '')}".rstrip())
+    image = center_crop(res.image, scan.recon_size)
+    given = res.info.get("given_slices", [])
+    metric = None
+    if scan.reference is not None:  # computed before writing: a result that fails its checks is not kept
+        ref = scan.reference
+        metric = evaluate(ref, center_crop(image, ref.shape[-2:]), data_range=scan.reference_max, exclude=given)
     extra = {"image": image.astype(np.complex64), "mask": np.asarray(getattr(m, "mask", m), dtype=np.float32)}
     if res.std is not None:
-        extra["std"] = center_crop(res.std, crop).astype(np.float32)
+        extra["std"] = center_crop(res.std, scan.recon_size).astype(np.float32)
     attrs = {
         "source": str(input),
         "prior": prior,
-        "slices": json.dumps(res.info["slices"]),
+        "slices": json.dumps(scan.slices),
         "acceleration": float(res.info["acceleration"]),
         "seed": seed,
         "info": json.dumps({k: v for k, v in res.info.items() if k != "timings"}, default=str),
@@ -182,24 +198,28 @@ def recon_cmd(
     write_reconstruction(out, image, attrs=attrs, extra=extra)
     saved(out)
     console.print(f"Wrote {out}: reconstruction {tuple(image.shape)} (R = {res.info['acceleration']:.2f}).")
-    if res.reference is not None:
-        ref = res.reference
-        metric = evaluate(ref, center_crop(image, ref.shape[-2:]))
-        console.print(_metrics_table(f"{input.name} vs reconstruction_rss",
-                                     {label: (metric, res.info["timings"]["total"])}))
+    if metric is not None:
+        console.print(_metrics_table(f"{input.name} vs reconstruction_rss", {label: (metric, res.info["timings"]["total"])},
+                                     _caption(scan, given)))  # fmt: skip
     if png is not None:
         from mrirecon.viz import save_comparison
 
-        panels = {}
-        if res.reference is not None:
-            panels["reference"] = res.reference
-        shape = res.reference.shape[-2:] if res.reference is not None else crop
+        shape = scan.reference.shape[-2:] if scan.reference is not None else scan.recon_size
+        panels, metrics = {}, {}
+        if scan.reference is not None:
+            panels["reference"] = scan.reference
         if prior != "zero-filled":  # the baseline every method should beat
-            zf = reconstruct_file(input, m, prior="zero-filled", slices=idx, sens=res.maps)
+            zf = reconstruct(scan.kspace, m, "zero-filled", sens=res.maps)
             panels["zero-filled"] = center_crop(zf.image, shape)
+            if scan.reference is not None:
+                metrics["zero-filled"] = evaluate(scan.reference, panels["zero-filled"], data_range=scan.reference_max,
+                                                  exclude=given)  # fmt: skip
         panels[label] = center_crop(res.image, shape)
+        if metric is not None:
+            metrics[label] = metric
         unc = {label: center_crop(res.std, shape)} if res.std is not None else None
-        save_comparison(png, panels, uncertainty=unc, title=f"{input.name}: {how}")
+        save_comparison(png, panels, uncertainty=unc, title=f"{input.name}: {how}", metrics=metrics or None,
+                        slice_numbers=scan.slices, note=_caption(scan, given) if metrics else None)  # fmt: skip
         saved(png)
         console.print(f"Wrote {png}.")
 
@@ -213,7 +233,7 @@ def recon_cmd(
     epilog=examples(
         "mrirecon demo",
         "mrirecon demo --out demo6 --mask random --acceleration 6",
-        "mrirecon demo --acceleration 8 --center-fraction 0.0625   # 4 calibration lines",
+        "mrirecon demo --acceleration 8",
         "mrirecon demo --steps 200 --samples 8 --device cuda",
     ),
 )
@@ -222,9 +242,9 @@ def demo_cmd(
     mask: str = typer.Option("equispaced", "--mask", help="Mask kind: random, equispaced, poisson, gaussian."),
     acceleration: float = typer.Option(4.0, "--acceleration", "-R", help="Nominal acceleration."),
     center_fraction: float = typer.Option(
-        0.125, "--center-fraction", help="Fully sampled centre (8 of the 64 lines: enough to calibrate coil maps)."
+        None, "--center-fraction", help="Fully sampled centre (default: fastMRI's, 0.08 at 4x, 0.04 at 8x)."
     ),
-    sens: str = typer.Option("direct", "--sens", help="Coil maps from the calibration lines: direct or espirit."),
+    sens: str = SENS_OPTION,
     steps: int = typer.Option(50, "--steps", help="Diffusion steps per slice (AID and UNet)."),
     samples: int = typer.Option(4, "--samples", help="AID posterior samples per slice (uncertainty map)."),
     slices: str = typer.Option("all", "--slices", help="Slices of the sample scan: all, I, A:B or center:N."),
@@ -235,68 +255,75 @@ def demo_cmd(
     eta: float = ETA_OPTION,
     dc: str = DC_OPTION,
     dc_steps: int = DC_STEPS_OPTION,
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    first_slice: str = FIRST_SLICE_OPTION,
+    device: str = DEVICE_OPTION,
+    threads: int = THREADS_OPTION,
 ) -> None:
     """Reconstruct the bundled sample scan with the bundled AID prior and the baselines.
 
-    Retrospectively undersamples the sample scan, reconstructs it with zero-filling,
+    Retrospectively undersamples the sample scan, reconstructs it with zero-filling, CG-SENSE,
     L1-wavelet compressed sensing, the UNet twin prior and the AID prior (with posterior
     samples for an uncertainty map), prints PSNR/SSIM/NRMSE against the fully sampled
     reference and writes OUT/demo.png (reference | methods, error maps, uncertainty),
     OUT/recon.h5 (the AID reconstruction, fastMRI layout, with std, mask and the baselines)
     and OUT/metrics.json.
     """
+    import numpy as np
+
     from mrirecon.assets import sample_scan_path
-    from mrirecon.data.fastmri import open_scan, write_reconstruction
-    from mrirecon.evaluation import mask_seed, parse_slices
+    from mrirecon.data.fastmri import write_reconstruction
+    from mrirecon.data.scan import prepare_scan
+    from mrirecon.files import atomic_write_text, check_output
     from mrirecon.metrics import evaluate
     from mrirecon.physics.fft import center_crop
-    from mrirecon.physics.masks import make_mask
-    from mrirecon.recon import reconstruct_file
+    from mrirecon.recon import method_label, reconstruct, resolve_method
     from mrirecon.viz import save_comparison, save_mask
 
-    device = check_device(device)
+    sens = sens_source(sens)
+    check_output(out / "recon.h5", "--out", (".h5",))
+    device = start(device, threads)
     path = sample_scan_path()
-    scan = open_scan(path)
-    idx = parse_slices(slices, scan.num_slices)
-    H, W = scan.recon_size[0], scan.kspace_shape[3]
-    mk = make_mask(mask, (H, W), acceleration, seed=mask_seed(path.name, seed), center_fraction=center_fraction)
-    methods = [("zero-filled", "zero-filled"), ("L1-wavelet", "l1-wavelet")]
-    if unet_prior != "none":
-        methods.append(("UNet", unet_prior))
-    methods.append(("AID", prior))
+    scan = prepare_scan(path, slices)
+    H, W = scan.shape
+    mk = scan.retrospective_mask(mask, acceleration, seed, center_fraction)
+    specs = ["zero-filled", "sense", "l1-wavelet"] + ([unet_prior] if unet_prior != "none" else []) + [prior]
     info(
-        f"Sample scan {path.name}: {len(idx)} slices, {scan.num_coils} coils, {H}x{W}; "
-        f"{mask} mask R = {acceleration:g} (effective {mk.acceleration:.2f}); "
-        f"{steps} steps, {samples} AID samples, device {device}"
+        f"Sample scan {path.name}: {len(scan.slices)} slices, {scan.kspace.shape[1]} coils, {H}x{W}; "
+        f"{mask} mask R = {acceleration:g} (effective {mk.acceleration:.2f}); {steps} steps, {samples} AID samples"
     )
-    out.mkdir(parents=True, exist_ok=True)
     results, metrics, maps = {}, {}, sens
-    for label, spec in methods:
+    for spec in specs:
+        method = resolve_method(spec, device)
+        label = method_label(spec, method)
         info(f"[bold]{label}[/bold] ...")
-        p = resolve_prior(spec, device)
-        kwargs = dict(slices=idx, sens=maps, seed=seed)
-        if spec not in CLASSICAL:
-            kwargs.update(steps=steps, n_samples=samples if label == "AID" else 1, device=device,
-                          **sampler_options(update, eta, dc, dc_steps))
-        res = reconstruct_file(path, mk, prior=p, **kwargs)
+        kw = _sampler_kwargs(method, steps, samples if spec == prior else 1, update, eta, dc, dc_steps, first_slice,
+                             None, None, maps, None)  # fmt: skip
+        res = reconstruct(scan.kspace, mk, method, seed=seed, device=device, pixel_size_mm=scan.pixel_size_mm, **kw)
+        if isinstance(maps, str):
+            info(f"coil maps: {res.info['sens'].get('method')} ({res.info['sens'].get('note', '')})")
         maps = res.maps  # estimate coil maps once, share them
-        ref = res.reference
+        ref = scan.reference
         res.image = center_crop(res.image, ref.shape[-2:])
         if res.std is not None:
             res.std = center_crop(res.std, ref.shape[-2:])
+        given = res.info.get("given_slices", [])
         results[label] = res
-        metrics[label] = (evaluate(ref, res.image), res.info["timings"]["total"])
-    console.print(_metrics_table(f"{path.name}: {mask} R={acceleration:g}, {len(idx)} slices", metrics))
-    aid = results["AID"]
-    panels = {"reference": ref, **{label: r.image for label, r in results.items()}}
+        metrics[label] = (evaluate(ref, res.image, data_range=scan.reference_max, exclude=given), res.info["timings"]["total"])
+    aid_label = list(results)[-1]  # the AID prior runs last
+    given = results[aid_label].info.get("given_slices", [])
+    caption = _caption(scan, given)
+    console.print(_metrics_table(f"{path.name}: {mask} R={acceleration:g}", metrics, caption))
+    aid = results[aid_label]
+    panels = {"reference": scan.reference, **{label: r.image for label, r in results.items()}}
     fig = save_comparison(
         out / "demo.png",
         panels,
         error_of="reference",
         metrics={label: m for label, (m, _) in metrics.items()},
-        uncertainty={"AID": aid.std} if aid.std is not None else None,
+        uncertainty={aid_label: aid.std} if aid.std is not None else None,
         title=f"{path.name}: {mask} mask, R = {acceleration:g} (effective {mk.acceleration:.2f})",
+        slice_numbers=scan.slices,
+        note="metrics: " + caption,
     )
     saved(fig)
     save_mask(out / "mask.png", mk.mask, title=f"{mask}, R = {acceleration:g}")
@@ -304,17 +331,17 @@ def demo_cmd(
     if aid.std is not None:
         extra["std"] = aid.std.astype(np.float32)
     for label, r in results.items():
-        if label != "AID":
-            extra[label.lower().replace("-", "_")] = np.abs(r.image).astype(np.float32)
+        if label != aid_label:  # dataset names: "zero_filled", "cg_sense", "l1_wavelet", "unet"
+            extra[re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")] = np.abs(r.image).astype(np.float32)
     h5 = write_reconstruction(
         out / "recon.h5",
         aid.image,
         attrs={"source": path.name, "prior": prior, "mask": mask, "acceleration": acceleration,
-               "steps": steps, "n_samples": samples, "seed": seed},
+               "steps": steps, "n_samples": samples, "seed": seed},  # fmt: skip
         extra=extra,
     )
     saved(h5)
     summary = {label: {**m.as_dict(), "seconds": s} for label, (m, s) in metrics.items()}
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
     saved(out / "metrics.json")
     console.print(f"Wrote {fig}, {h5}, {out / 'mask.png'} and {out / 'metrics.json'}.")

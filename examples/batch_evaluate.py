@@ -44,11 +44,10 @@ def main(argv: list[str] | None = None):
     parser.add_argument("--methods", default="zero-filled,l1-wavelet,aid")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--prior", default="default", help="prior of 'aid': registry name or CONFIG.yaml:WEIGHTS.pt")
-    parser.add_argument("--sens", default="direct",
-                        help="coil maps: direct (needs >= 4 ACS lines) or espirit (>= 12, i.e. W >= 300 at R=8)")
+    parser.add_argument("--sens", default="auto", help="coil maps: auto (ESPIRiT, JSENSE below 5 ACS lines), direct, ...")
     parser.add_argument("--center-fraction", type=float, default=None, help="fully sampled centre of the masks")
     parser.add_argument("--slices", default=None, help="e.g. center:8")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
 
     data = args.data

@@ -1,4 +1,4 @@
-"""The Python API end to end: open a fastMRI file, undersample it, reconstruct, measure, save.
+"""The Python API end to end: prepare a fastMRI file, undersample it, reconstruct, measure, save.
 
     python examples/pipeline.py                       # the bundled sample scan, bundled priors
     python examples/pipeline.py --input file_brain_AXT1POST_200_6002026.h5 --steps 100 --device cuda
@@ -15,12 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-import mrirecon
-from mrirecon.data.fastmri import open_scan, write_reconstruction
-from mrirecon.evaluation import mask_seed, resolve_prior
+from mrirecon.data import prepare_scan, write_reconstruction
 from mrirecon.metrics import evaluate
 from mrirecon.physics.fft import center_crop
-from mrirecon.recon import reconstruct_file
+from mrirecon.recon import reconstruct, resolve_method
 from mrirecon.viz import save_comparison
 
 
@@ -30,65 +28,59 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--out", type=Path, default=Path("pipeline_out"))
     parser.add_argument("--mask", default="equispaced")
     parser.add_argument("--acceleration", type=float, default=4.0)
-    parser.add_argument("--center-fraction", type=float, default=0.125,
-                        help="fully sampled centre; 0.125 keeps 8 of the sample scan's 64 lines")
-    parser.add_argument("--sens", default="direct", help="coil maps: direct or espirit (needs >= 12 ACS lines)")
+    parser.add_argument("--center-fraction", type=float, default=None, help="fully sampled centre (default: fastMRI's)")
+    parser.add_argument("--sens", default="auto", help="coil maps: auto, espirit, direct, jsense, or a maps file")
     parser.add_argument("--prior", default="default", help="registry name or CONFIG.yaml:WEIGHTS.pt")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--samples", type=int, default=2)
-    parser.add_argument("--slices", type=int, default=4, help="number of central slices")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--slices", default="center:4", help="slices: all, I,J,K, A:B or center:N")
+    parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
 
-    # 1. The data: a fastMRI file, opened lazily (k-space is read per slice when needed).
+    # 1. The data, prepared as every command prepares it: readout oversampling removed, the
+    #    reference, the header's pixel size, the noise level of the oversampled field of view.
     path = args.input
     if path is None:
         from mrirecon.assets import sample_scan_path
 
         path = sample_scan_path()
-    scan = open_scan(path)
-    n = min(args.slices, scan.num_slices)
-    first = (scan.num_slices - n) // 2
-    slices = list(range(first, first + n))
-    print(f"{path.name}: k-space {scan.kspace_shape} (S, C, H, W), image {scan.recon_size}, slices {slices}")
+    scan = prepare_scan(path, args.slices)
+    print(f"{path.name}: k-space {scan.kspace.shape} (S, C, H, W), volume slices {scan.slices}, "
+          f"pixels {scan.pixel_size_mm} mm")  # fmt: skip
 
-    # 2. A retrospective mask on the image grid (H = readout after removing the 2x oversampling,
-    #    W = phase encode); seeded by the file name like `mrirecon recon` and `evaluate`.
-    H, W = scan.recon_size[0], scan.kspace_shape[3]
-    mask = mrirecon.make_mask(
-        args.mask, (H, W), args.acceleration, seed=mask_seed(path.name), center_fraction=args.center_fraction
-    )
+    # 2. A retrospective mask on the image grid, seeded by the file name like `mrirecon recon`.
+    mask = scan.retrospective_mask(args.mask, args.acceleration, seed=0, center_fraction=args.center_fraction)
     print(f"{args.mask} mask: nominal R = {args.acceleration:g}, effective R = {mask.acceleration:.2f}")
 
     # 3. Reconstructions. The first call estimates coil maps from the mask's calibration
     #    lines; the others reuse them so every method sees the same coil model.
-    zf = reconstruct_file(path, mask, prior="zero-filled", slices=slices, sens=args.sens)
-    l1 = reconstruct_file(path, mask, prior="l1-wavelet", slices=slices, sens=zf.maps)
-    prior = resolve_prior(args.prior, args.device)  # a registry name or CONFIG.yaml:WEIGHTS.pt
-    aid = reconstruct_file(
-        path, mask, prior=prior, slices=slices, sens=zf.maps,
-        steps=args.steps, n_samples=args.samples, seed=0, progress=False,
-    )  # fmt: skip
-    print(f"AID: {aid.info['timings']['per_slice']:.2f} s per slice, {aid.info['network_evals']} network calls")
+    common = dict(pixel_size_mm=scan.pixel_size_mm, noise=scan.noise_std, device=args.device)
+    zf = reconstruct(scan.kspace, mask, "zero-filled", sens=args.sens, **common)
+    print(f"coil maps: {zf.info['sens']['method']} ({zf.info['sens']['note']})")
+    l1 = reconstruct(scan.kspace, mask, "l1-wavelet", sens=zf.maps, **common)
+    prior = resolve_method(args.prior, args.device)  # a registry name or CONFIG.yaml:WEIGHTS.pt
+    aid = reconstruct(scan.kspace, mask, prior, sens=zf.maps, steps=args.steps, n_samples=args.samples, seed=0,
+                      progress=False, **common)  # fmt: skip
+    print(f"AID: {aid.info['timings']['per_slice']:.2f} s per slice, {aid.info['network_evals']} network calls, "
+          f"first slice {aid.info['first_slice']}")  # fmt: skip
 
-    # 4. Metrics against the fully sampled reference (fastMRI volume conventions, least-squares
-    #    intensity normalisation), on the reference's grid.
-    ref = aid.reference
+    # 4. Metrics against the fully sampled reference (fastMRI volume conventions: the whole
+    #    volume's max as data range, least-squares intensity), on the reference's grid.
+    ref = scan.reference
     images = {name: center_crop(r.image, ref.shape[-2:]) for name, r in
               (("zero-filled", zf), ("L1-wavelet", l1), ("AID", aid))}  # fmt: skip
     results = {}
     for name, image in images.items():
-        m = evaluate(ref, image)
+        m = evaluate(ref, image, data_range=scan.reference_max)
         results[name] = m.psnr
         print(f"{name:12s} PSNR {m.psnr:6.2f} dB   SSIM {m.ssim:.4f}   NRMSE {m.nrmse:.4f}")
 
     # 5. Outputs: a figure and the reconstruction in the fastMRI submission layout.
-    args.out.mkdir(parents=True, exist_ok=True)
     std = center_crop(aid.std, ref.shape[-2:]) if aid.std is not None else None
     save_comparison(
         args.out / "comparison.png", {"reference": ref, **images},
         uncertainty={"AID": std} if std is not None else None,
-        title=f"{path.name}: {args.mask} R={args.acceleration:g}",
+        title=f"{path.name}: {args.mask} R={args.acceleration:g}", slice_numbers=scan.slices,
     )  # fmt: skip
     extra = {"std": std.astype(np.float32)} if std is not None else None
     write_reconstruction(args.out / "aid.h5", images["AID"], attrs={"prior": args.prior}, extra=extra)

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from mrirecon.devices import resolve_device
 from mrirecon.errors import MrireconError, require
 
 __all__ = [
@@ -105,36 +106,7 @@ def context_from_env() -> DistContext:
     return DistContext(rank=rank, world_size=world, local_rank=_env_int("LOCAL_RANK", 0))
 
 
-def resolve_device(device: str, local_rank: int = 0) -> torch.device:
-    """Turn a user's ``--device`` into a concrete device, failing early if it is unusable.
-
-    ``"cuda"`` becomes ``cuda:<local_rank>`` so each torchrun rank drives its own GPU;
-    ``"cuda:k"`` and ``"cpu"`` are taken literally.
-
-    Raises
-    ------
-    MrireconError
-        The string is not a device, or CUDA was asked for and no GPU is visible.
-    """
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise MrireconError(f"--device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
-    if dev.type == "cuda":
-        require(
-            torch.cuda.is_available(),
-            f"--device {device} was requested but no CUDA GPU is available "
-            "(torch.cuda.is_available() is False); use --device cpu",
-        )
-        index = local_rank if dev.index is None else dev.index
-        count = torch.cuda.device_count()
-        require(index < count, f"--device {device}: GPU index {index} does not exist ({count} visible)")
-        return torch.device("cuda", index)
-    require(dev.type == "cpu", f"--device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    return dev
-
-
-def init_distributed(device: str = "cpu", timeout_s: float = 1800.0) -> DistContext:
+def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistContext:
     """Join the torchrun process group if the environment describes one; return the context.
 
     A single process (``WORLD_SIZE`` unset or 1) initialises nothing. Under torchrun the
@@ -145,9 +117,10 @@ def init_distributed(device: str = "cpu", timeout_s: float = 1800.0) -> DistCont
     if ctx.world_size == 1 or (dist.is_available() and dist.is_initialized()):
         return ctx
     require(dist.is_available(), "torch.distributed is not available in this torch build")
-    backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
+    dev = resolve_device(device, ctx.local_rank)
+    backend = "nccl" if dev.type == "cuda" else "gloo"
     if backend == "nccl":
-        torch.cuda.set_device(resolve_device(device, ctx.local_rank))
+        torch.cuda.set_device(dev)
     dist.init_process_group(
         backend=backend,
         init_method="env://",
@@ -165,7 +138,7 @@ def shutdown_distributed() -> None:
 
 
 @contextlib.contextmanager
-def distributed_session(device: str = "cpu") -> Iterator[DistContext]:
+def distributed_session(device: str = "auto") -> Iterator[DistContext]:
     """Context manager: :func:`init_distributed` on entry; on exit destroy what it created."""
     owned = not (dist.is_available() and dist.is_initialized())
     ctx = init_distributed(device)

@@ -269,6 +269,8 @@ def evaluate(
     recon,
     normalize: Normalization = "lstsq",
     crop: tuple[int, int] | None = None,
+    data_range: float | None = None,
+    exclude: list[int] | tuple[int, ...] = (),
 ) -> VolumeMetrics:
     """Compare a reconstruction with its reference after an explicit global normalisation.
 
@@ -283,6 +285,12 @@ def evaluate(
     crop : (h, w), optional
         Centre-crop both volumes to this size first (fastMRI's evaluate crops to
         ``(W_ref, W_ref)``). The scale is fitted on the cropped volumes.
+    data_range : float, optional
+        The "max" of PSNR/SSIM; default: the max of ``ref``. When ``ref`` holds only some
+        slices of a volume, pass the whole reference volume's max (fastMRI's semantics).
+    exclude : list of int
+        Slices left out of every metric, e.g. ``info["given_slices"]`` (copied from fully
+        sampled data, so they would flatter the reconstruction).
 
     Returns
     -------
@@ -293,6 +301,10 @@ def evaluate(
         f"normalize must be one of {', '.join(_NORMALIZATIONS)}, got {normalize!r}",
     )
     g, p = _pair(ref, recon)
+    if exclude:
+        keep = [i for i in range(g.shape[0]) if i not in set(int(e) for e in exclude)]
+        require(keep, f"exclude={list(exclude)} leaves no slice to evaluate")
+        g, p = g[keep], p[keep]
     if crop is not None:
         require(
             len(tuple(crop)) == 2 and all(int(c) > 0 for c in crop),
@@ -313,7 +325,7 @@ def evaluate(
     else:
         scale = 1.0
     p = p * scale
-    dr = _data_range(g, None)
+    dr = _data_range(g, data_range)
     per = {
         "psnr": psnr_per_slice(g, p, dr),
         "ssim": ssim_per_slice(g, p, dr),

@@ -27,6 +27,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from mrirecon.files import atomic_path
 from mrirecon.errors import MrireconError, require
 from mrirecon.metrics import fit_scale
 
@@ -60,15 +61,9 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     require(suffix in _FORMATS, f"figure path must end in {', '.join(_FORMATS)}, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{suffix}")
     FigureCanvasAgg(fig)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format=suffix[1:], dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -218,6 +213,8 @@ def save_comparison(
     slice_index: int | None = None,
     normalize: str = "lstsq",
     title: str | None = None,
+    slice_numbers: Sequence[int] | None = None,
+    note: str | None = None,
 ) -> Path:
     """Grid figure: reference and methods, their error maps, and uncertainty maps.
 
@@ -250,6 +247,10 @@ def save_comparison(
         arbitrary global intensity are comparable; ``"none"`` shows values as given.
     title : str, optional
         Figure title.
+    slice_numbers : list of int, optional
+        Volume slice number of each panel slice (e.g. the ``--slices`` selection), for the label.
+    note : str, optional
+        A last line of the title (e.g. what the metrics refer to).
 
     Returns
     -------
@@ -291,11 +292,12 @@ def save_comparison(
         fig.colorbar(handle, ax=list(axes[r]), fraction=0.02, pad=0.01)
     notes = [title] if title else []
     if cmp.slice_index is not None:
-        notes.append(f"slice {cmp.slice_index}")
+        number = cmp.slice_index if slice_numbers is None else int(list(slice_numbers)[cmp.slice_index])
+        notes.append(f"volume slice {number}")
     if normalize == "lstsq" and methods:
         notes.append("methods scaled to the reference (least squares)")
-    if notes:
-        fig.suptitle(" - ".join(notes), fontsize=9)
+    if notes or note:
+        fig.suptitle(" - ".join(notes) + (f"\n{note}" if note else ""), fontsize=9)
     return _save(fig, path)
 
 
@@ -307,6 +309,9 @@ def save_strip(
     ncols: int | None = None,
     vmax: float | None = None,
     title: str | None = None,
+    colorbar: bool = False,
+    mask=None,
+    cmap: str = "gray",
 ) -> Path:
     """Frames ``(N, H, W)`` side by side (e.g. a generated slice sequence), one grey range.
 
@@ -318,6 +323,12 @@ def save_strip(
         Frames per row (default: all in one row, at most 10 per row).
     vmax : float, optional
         Top of the display range (default: the maximum over all frames).
+    colorbar : bool
+        Add a colour bar (shared range).
+    mask : array (H, W) bool, optional
+        Pixels to show; the others are drawn black (e.g. the background of coil maps).
+    cmap : str
+        Colour map.
     """
     x = _array(frames, "frames")
     require(x.ndim == 3, f"frames must be (N, H, W), got shape {x.shape}")
@@ -326,16 +337,23 @@ def save_strip(
     cols = min(n, 10) if ncols is None else int(ncols)
     require(cols >= 1, f"ncols must be a positive integer, got {ncols!r}")
     mag = _magnitude(x)
+    if mask is not None:
+        keep = np.asarray(mask, bool)
+        require(keep.shape == mag.shape[1:], f"mask must be (H, W) = {mag.shape[1:]}, got {keep.shape}")
+        mag = np.where(keep[None], mag, 0.0)
     top = float(mag.max()) if vmax is None else float(vmax)
     require(top > 0, "frames are all zero (or vmax <= 0): nothing to show")
     rows = -(-n // cols)
     fig = Figure(figsize=(_PANEL_INCHES * 0.8 * cols, _PANEL_INCHES * 0.8 * rows * x.shape[1] / x.shape[2] + 0.4))
     axes = fig.subplots(rows, cols, squeeze=False)
+    handle = None
     for i, ax in enumerate(axes.flat):
         if i < n:
-            _image_axis(ax, mag[i], 0.0, top, "gray", titles[i] if titles is not None else str(i))
+            handle = _image_axis(ax, mag[i], 0.0, top, cmap, titles[i] if titles is not None else str(i))
         else:
             ax.axis("off")
+    if colorbar and handle is not None:
+        fig.colorbar(handle, ax=list(axes.flat), fraction=0.02, pad=0.01)
     if title:
         fig.suptitle(title, fontsize=9)
     return _save(fig, path)

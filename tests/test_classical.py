@@ -1,4 +1,4 @@
-"""Classical baselines: zero-filled, SENSE-CG, L1-wavelet on a simulated multi-coil phantom."""
+"""Classical baselines on (A, y): zero-filled, SENSE-CG, L1-wavelet (FISTA), the discrepancy principle."""
 
 from __future__ import annotations
 
@@ -9,17 +9,24 @@ import sigpy.mri as mr
 import torch
 
 from mrirecon.errors import MrireconError
-from mrirecon.physics.fft import fft2c
+from mrirecon.physics.fft import fft2c, ifft2c
 from mrirecon.physics.masks import make_mask
 from mrirecon.physics.operators import SenseOp
-from mrirecon.recon.classical import l1_wavelet, sense_cg, zero_filled
+from mrirecon.recon.classical import (
+    _Wavelet,
+    discrepancy_lambda,
+    estimate_noise,
+    l1_wavelet,
+    sense_cg,
+    zero_filled,
+)
 
-N, COILS = 48, 8
+N, COILS, SIGMA = 48, 8, 2e-3
 
 
 @pytest.fixture(scope="module")
 def sim():
-    """2 slices (Shepp–Logan and a scaled, shifted copy), birdcage maps with Σ|S|² = 1, mild noise."""
+    """2 slices (Shepp–Logan and a scaled, shifted copy), birdcage maps with Σ|S|² = 1, known noise σ."""
     base = sp.shepp_logan((N, N)).astype(np.complex64)
     images = np.stack([base, 0.7 * np.roll(base, 3, axis=1)])
     maps = mr.birdcage_maps((COILS, N, N)).astype(np.complex64)
@@ -27,105 +34,134 @@ def sim():
     maps = np.broadcast_to(maps, (2, COILS, N, N)).copy()
     rng = np.random.default_rng(0)
     k = fft2c(maps * images[:, None])
-    k = k + (2e-3 * (rng.standard_normal(k.shape) + 1j * rng.standard_normal(k.shape))).astype(np.complex64)
+    noise = SIGMA / np.sqrt(2) * (rng.standard_normal(k.shape) + 1j * rng.standard_normal(k.shape))
     mask = make_mask("equispaced", (N, N), 4, seed=0).mask
-    return k * mask, mask, maps, images
+    y = torch.from_numpy((k + noise.astype(np.complex64)) * mask)
+    A = SenseOp(torch.from_numpy(maps), torch.from_numpy(mask))
+    return A, y, mask, maps, images
 
 
-def nrmse(x: np.ndarray, ref: np.ndarray) -> float:
+def nrmse(x, ref) -> float:
+    x = x.numpy() if isinstance(x, torch.Tensor) else x
     return float(np.linalg.norm(x - ref) / np.linalg.norm(ref))
 
 
 def test_sense_and_l1_beat_zero_filled_at_r4(sim):
-    y, mask, maps, images = sim
-    zf, sense, l1 = zero_filled(y, mask, maps), sense_cg(y, mask, maps), l1_wavelet(y, mask, maps)
+    A, y, _, _, images = sim
+    peak = A.adjoint(y).abs().flatten(1).amax(1)
+    zf, sense, l1 = zero_filled(A, y), sense_cg(A, y, 1e-3, 30), l1_wavelet(A, y, 2e-3 * peak, 100)
     for x in (zf, sense, l1):
-        assert isinstance(x, np.ndarray) and x.shape == (2, N, N) and x.dtype == np.complex64
+        assert isinstance(x, torch.Tensor) and x.shape == (2, N, N) and x.dtype == torch.complex64
     for s in range(2):
         e_zf, e_sense, e_l1 = (nrmse(x[s], images[s]) for x in (zf, sense, l1))
         assert e_sense < 0.8 * e_zf and e_l1 < 0.6 * e_zf, (e_zf, e_sense, e_l1)
 
 
 def test_zero_filled_is_the_adjoint(sim):
-    y, mask, maps, _ = sim
-    expected = SenseOp(torch.from_numpy(maps), torch.from_numpy(mask)).adjoint(torch.from_numpy(y))
-    np.testing.assert_allclose(zero_filled(y, mask, maps), expected.numpy(), rtol=1e-6, atol=1e-7)
+    A, y, *_ = sim
+    torch.testing.assert_close(zero_filled(A, y), A.adjoint(y))
 
 
 def test_sense_cg_solves_the_regularised_normal_equations(sim):
-    y, mask, maps, _ = sim
+    A, y, mask, maps, _ = sim
     lam = 1e-2
-    x = sense_cg(y, mask, maps, lam=lam, iters=200, tol=1e-7)
-    ref = mr.app.SenseRecon(y[0], maps[0], lamda=lam, weights=mask, max_iter=200, show_pbar=False).run()
-    np.testing.assert_allclose(x[0], ref, atol=2e-4 * np.abs(ref).max())
-    op = SenseOp(torch.from_numpy(maps), torch.from_numpy(mask))
-    t = torch.from_numpy(x)
-    residual = op.normal(t) + lam * t - op.adjoint(torch.from_numpy(y))
+    x = sense_cg(A, y, lam=lam, iters=200, tol=1e-7)
+    ref = mr.app.SenseRecon(y[0].numpy(), maps[0], lamda=lam, weights=mask, max_iter=200, show_pbar=False).run()
+    np.testing.assert_allclose(x[0].numpy(), ref, atol=2e-4 * np.abs(ref).max())
+    residual = A.normal(x) + lam * x - A.adjoint(y)
     assert float(residual.abs().max()) < 1e-4
 
 
 def test_batched_equals_per_slice_and_per_slice_masks(sim):
-    y, mask, maps, _ = sim
-    both = sense_cg(y, mask, maps, iters=10)
-    one = sense_cg(y[1], mask, maps[1], iters=10)  # (C, H, W) in -> (H, W) out
-    np.testing.assert_allclose(both[1], one, rtol=1e-4, atol=1e-5)
-    masks = np.stack([mask, make_mask("random", (N, N), 4, seed=3).mask])  # (S, H, W)
-    zf = zero_filled(y, masks, maps)
-    np.testing.assert_allclose(zf[0], zero_filled(y[:1], mask, maps[:1])[0], atol=1e-6)
-    assert sense_cg(y, masks, maps[0], iters=3).shape == (2, N, N)  # (C, H, W) maps shared
+    A, y, mask, maps, _ = sim
+    both = sense_cg(A, y, 1e-3, 10)
+    one = sense_cg(A.select(1), y[1], 1e-3, 10)  # (C, H, W) in -> (H, W) out
+    torch.testing.assert_close(both[1], one, rtol=1e-4, atol=1e-5)
+    masks = np.stack([mask, make_mask("random", (N, N), 4, seed=3).mask])[:, None]  # (S, 1, H, W)
+    per = SenseOp(torch.from_numpy(maps), torch.from_numpy(masks))
+    zf = zero_filled(per, y)
+    torch.testing.assert_close(zf[0], zero_filled(A.select(0), y[0]), rtol=1e-5, atol=1e-6)
 
 
-def test_torch_in_torch_out(sim):
-    y, mask, maps, _ = sim
-    yt, mt, st = (torch.from_numpy(a) for a in (y, mask, maps))
-    for fn in (zero_filled, sense_cg):
-        out = fn(yt, mt, st)
-        assert isinstance(out, torch.Tensor) and out.dtype == torch.complex64 and out.device == yt.device
-        np.testing.assert_allclose(out.numpy(), fn(y, mask, maps), rtol=1e-5, atol=1e-6)
-    assert isinstance(l1_wavelet(yt[:1], mt, st[:1], iters=5), torch.Tensor)
+def test_l1_is_the_wavelet_shrinkage_when_A_is_unitary():
+    """One coil with S = 1, fully sampled: A is unitary, so the minimiser is Ψᴴ soft(Ψ Aᴴy, λ) exactly."""
+    rng = np.random.default_rng(1)
+    img = (rng.standard_normal((1, 32, 32)) + 1j * rng.standard_normal((1, 32, 32))).astype(np.complex64)
+    A = SenseOp(torch.ones((1, 1, 32, 32), dtype=torch.complex64), torch.ones(32, 32))
+    y = A.forward(torch.from_numpy(img))
+    lam = 0.3
+    x = l1_wavelet(A, y, lam, iters=60)
+    psi = _Wavelet((32, 32))
+    expected = psi.shrink(img, np.array([lam]))
+    np.testing.assert_allclose(x.numpy(), expected, atol=1e-5)
 
 
-def test_l1_lambda_is_relative_to_the_data_scale(sim):
-    y, mask, maps, _ = sim
-    a = l1_wavelet(y[:1], mask, maps[:1], iters=20)
-    b = l1_wavelet(1000 * y[:1], mask, maps[:1], iters=20)
-    np.testing.assert_allclose(b / 1000, a, atol=1e-3 * np.abs(a).max())
-    assert np.all(l1_wavelet(0 * y[:1], mask, maps[:1]) == 0)
-
-
-def test_l1_is_deterministic(sim):
-    """The step size is a bound, not SigPy's power iteration from a random start."""
-    y, mask, maps, _ = sim
+def test_l1_lambda_is_absolute_and_the_result_deterministic(sim):
+    A, y, *_ = sim
+    a = l1_wavelet(A, y[:1], 1e-3, iters=20)
+    b = l1_wavelet(A, 1000 * y[:1], 1.0, iters=20)  # data and λ scaled together
+    np.testing.assert_allclose(b.numpy() / 1000, a.numpy(), atol=1e-4 * float(a.abs().max()))
+    torch.manual_seed(1)
     np.random.seed(1)
-    a = l1_wavelet(y[:1], mask, maps[:1], iters=10)
-    np.random.seed(2)
-    np.testing.assert_array_equal(l1_wavelet(y[:1], mask, maps[:1], iters=10), a)
+    c = l1_wavelet(A, y[:1], 1e-3, iters=20)
+    assert torch.equal(a, c)
+    assert not l1_wavelet(A, 0 * y[:1], 1e-3, iters=5).any()
+
+
+def test_noise_is_estimated_from_the_outer_k_space():
+    """Pure noise: the estimate is σ; on a smooth image (little signal in the corners) close to it."""
+    yy, xx = np.mgrid[:64, :64] / 64.0
+    smooth = np.exp(-((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / 0.05).astype(np.complex64)
+    rng = np.random.default_rng(3)
+    k = fft2c(np.broadcast_to(smooth, (2, 4, 64, 64)))
+    k = k + (0.01 / np.sqrt(2) * (rng.standard_normal(k.shape) + 1j * rng.standard_normal(k.shape))).astype(np.complex64)
+    assert estimate_noise(torch.from_numpy(k)) == pytest.approx(0.01, rel=0.1)
+    pure = (torch.randn(4, 8, 64, 64, dtype=torch.complex64) * 0.5) * torch.from_numpy(
+        make_mask("random", (64, 64), 4, seed=2).mask
+    )
+    assert estimate_noise(pure) == pytest.approx(0.5, rel=0.05)  # E|n|² = σ²: randn complex has σ = 1 → 0.5
+    with pytest.raises(MrireconError, match="no sampled"):
+        estimate_noise(torch.zeros(1, 2, 8, 8, dtype=torch.complex64))
+
+
+def _misfit(A, x, y) -> torch.Tensor:
+    return ((A.forward(x) - y).abs() ** 2).flatten(1).sum(1)
+
+
+def test_discrepancy_principle_meets_the_noise_level(sim):
+    A, y, mask, _, images = sim
+    m = float(mask.sum()) * COILS
+    lam = discrepancy_lambda(A, y, SIGMA)
+    x = l1_wavelet(A, y, lam, 100)
+    ratio = _misfit(A, x, y) / (m * SIGMA**2)
+    assert bool(((ratio > 0.8) & (ratio < 1.2)).all()), ratio
+    assert all(nrmse(x[s], images[s]) < 0.6 * nrmse(zero_filled(A, y)[s], images[s]) for s in range(2))
+    early = sense_cg(A, y, 0.0, 50, noise=SIGMA)  # CG stops once the misfit reaches the noise
+    assert bool((_misfit(A, early, y) <= m * SIGMA**2 * 1.0001).all())
+    assert bool((_misfit(A, sense_cg(A, y, 0.0, 50), y) < _misfit(A, early, y)).all())  # it did stop early
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_sense_cg_cuda(sim):
-    y, mask, maps, _ = sim
-    out = sense_cg(torch.from_numpy(y).cuda(), torch.from_numpy(mask).cuda(), torch.from_numpy(maps).cuda())
+    A, y, mask, maps, _ = sim
+    Ag = SenseOp(torch.from_numpy(maps).cuda(), torch.from_numpy(mask).cuda())
+    out = sense_cg(Ag, y.cuda(), 1e-3, 30)
     assert out.is_cuda
-    np.testing.assert_allclose(out.cpu().numpy(), sense_cg(y, mask, maps), rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(out.cpu(), sense_cg(A, y, 1e-3, 30), rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda y, m, s: zero_filled(y[0, 0], m, s), r"kspace must be \(slices, coils, H, W\)"),
-        (lambda y, m, s: zero_filled(y.real, m, s), "kspace must be complex"),
-        (lambda y, m, s: zero_filled(y, m, s[:, :3]), r"maps must be \(slices, coils, H, W\)"),
-        (lambda y, m, s: zero_filled(y, m[:, :5], s), "not broadcastable to kspace"),
-        (lambda y, m, s: zero_filled(y, m + 0j, s), "mask must be real"),
-        (lambda y, m, s: sense_cg(y, m, s, lam=-1), "lam must be a number >= 0"),
-        (lambda y, m, s: sense_cg(y, m, s, iters=0), "iters must be a positive integer"),
-        (lambda y, m, s: l1_wavelet(y, m, s, lam=0), "lam must be a positive number"),
-        (lambda y, m, s: l1_wavelet(y[:1], m, s[:1], wavelet="nope", iters=1), "l1_wavelet:"),
-        (lambda y, m, s: zero_filled(list(y), m, s), "kspace must be a numpy array or torch tensor"),
+        (lambda A, y: sense_cg(A, y, lam=-1), "lam must be a number >= 0"),
+        (lambda A, y: sense_cg(A, y, iters=0), "iters must be an integer >= 1"),
+        (lambda A, y: l1_wavelet(A, y, -1.0), "lam must be >= 0"),
+        (lambda A, y: l1_wavelet(A, y[:1], 1e-3, iters=1, wavelet="nope"), "l1_wavelet:"),
+        (lambda A, y: zero_filled(A, y[..., :5]), r"y must be k-space"),
     ],
 )
 def test_bad_input(sim, call, match):
-    y, mask, maps, _ = sim
+    A, y, *_ = sim
     with pytest.raises(MrireconError, match=match):
-        call(y, mask, maps)
+        call(A, y)

@@ -513,13 +513,13 @@ def test_demo_writes_figure_result_and_metrics(tmp_path):
     out = tmp_path / "demo"
     r = invoke("demo", "--out", out, "--steps", "2", "--samples", "2", "--slices", "center:2")
     assert r.exit_code == 0, r.output
-    for method in ("zero-filled", "L1-wavelet", "UNet", "AID"):
+    for method in ("zero-filled", "CG-SENSE", "L1-wavelet", "UNet", "AID"):
         assert method in r.output
     assert (out / "demo.png").stat().st_size > 10_000
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"zero-filled", "L1-wavelet", "UNet", "AID"}
+    assert set(metrics) == {"zero-filled", "CG-SENSE", "L1-wavelet", "UNet", "AID"}
     with h5py.File(out / "recon.h5", "r") as f:
-        assert f["reconstruction"].shape[0] == 2 and "std" in f and "zero_filled" in f
+        assert f["reconstruction"].shape[0] == 2 and "std" in f and {"zero_filled", "cg_sense", "unet"} <= set(f)
 
 
 def test_module_entry_point_for_torchrun():

@@ -12,9 +12,11 @@ from mrirecon.errors import MrireconError
 from mrirecon.physics.coils import (
     acs_width,
     calib_region,
+    calibrate,
     direct_maps,
     espirit_maps,
     estimate_sens,
+    map_support,
     rss,
     sense_combine,
 )
@@ -65,20 +67,61 @@ def test_maps_from_the_acs_of_undersampled_data(scan, method, kind, kw):
     assert correlation(est[0], maps, obj) > 0.998
 
 
-def test_too_few_acs_lines_is_a_clear_error(scan):
-    kspace = scan[0]
+def test_auto_adapts_to_narrow_calibration_regions_and_falls_back_to_jsense(scan):
+    """10 lines: ESPIRiT with a smaller kernel (SigPy's fixed 6 would need 12); 3 lines: JSENSE; none: refused."""
+    kspace, maps, _, obj = scan
     mask = make_mask("equispaced", (N, N), 4, acs_lines=10, convention="aid").mask
-    assert acs_width(mask) == 10
-    with pytest.raises(MrireconError, match="calib_width=24 needs 24 fully sampled central lines .* only 10"):
-        estimate_sens(kspace * mask, mask=mask, calib_width=24)
-    with pytest.raises(MrireconError, match="only 10 fully sampled central lines; espirit maps need at least 12"):
-        estimate_sens(kspace * mask, mask=mask)  # the default width cannot shrink below 2·kernel_width
-    no_acs = make_mask("equispaced", (N, N), 4, convention="aid").mask
-    for method in ("espirit", "direct"):
-        with pytest.raises(MrireconError, match="maps need at least"):
-            estimate_sens(kspace * no_acs, mask=no_acs, method=method)
-    # direct maps shrink the default 30 lines to the 10 available
-    assert estimate_sens(kspace * mask, mask=mask, method="direct").shape == kspace.shape
+    cal = calibrate(kspace * mask, mask)
+    assert cal.method == "espirit" and cal.calib == (32, 10) and cal.kernel == (6, 5)
+    assert correlation(cal.maps[0], maps, obj) > 0.995
+    assert "espirit (calib 32x10, kernel 6x5" in cal.describe()
+    few = make_mask("equispaced", (N, N), 3, acs_lines=3, convention="aid").mask
+    cal = calibrate(kspace * few, few)
+    assert cal.method == "jsense" and "ESPIRiT needs 5" in cal.note
+    assert correlation(cal.maps[0], maps, obj) > 0.98
+    with pytest.raises(MrireconError, match="ESPIRiT needs at least 5"):
+        calibrate(kspace * few, few, "espirit")
+    with pytest.raises(MrireconError, match="calib .* needs that many"):
+        calibrate(kspace * mask, mask, calib=24)
+    nothing = np.zeros((N, N), np.float32)
+    nothing[:, :3] = 1  # only the edge of k-space: no estimate is possible
+    with pytest.raises(MrireconError, match="central 24x24 of k-space holds 0 samples"):
+        calibrate(kspace * nothing, nothing)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-10, 1.0, 1e10, 1e30])
+@pytest.mark.parametrize("method", ["auto", "direct"])
+def test_maps_do_not_depend_on_the_data_scale(scan, scale, method):
+    """Any finite, non-zero k-space gives the same maps (float32 would under/overflow otherwise)."""
+    kspace, maps, _, obj = scan
+    mask = make_mask("equispaced", (N, N), 3, acs_lines=12, convention="aid").mask
+    ref = estimate_sens(kspace * mask, mask, method)
+    est = estimate_sens((kspace * mask).astype(np.complex128) * scale, mask, method).astype(np.complex64)
+    assert np.isfinite(est).all()
+    np.testing.assert_allclose(est, ref, atol=1e-4)
+    energy = (np.abs(est[0]) ** 2).sum(0)[obj]
+    assert np.allclose(energy, 1.0, atol=2e-3)
+
+
+def test_torch_espirit_equals_sigpy_after_phase_alignment(scan):
+    """Square region and kernel: the torch ESPIRiT gives SigPy's maps (its 100 power iterations) on the object."""
+    kspace, _, _, obj = scan
+    ours = espirit_maps(kspace[0], calib=24, kernel=6)
+    ref = espirit_maps(kspace[0], calib=24, kernel=6, backend="sigpy")
+    inner = (np.conj(ours) * ref).sum(0)
+    aligned = ours * (inner / np.maximum(np.abs(inner), 1e-12))  # maps are defined up to a phase per pixel
+    assert np.abs(aligned - ref).max(0)[obj].max() < 1e-2
+    assert np.median(np.abs(aligned - ref).max(0)[obj]) < 1e-4
+    support = (np.abs(ref) ** 2).sum(0) > 0.5
+    assert ((np.abs(ours) ** 2).sum(0) > 0.5)[support].mean() > 0.99
+
+
+def test_map_support_marks_where_espirit_maps_vanish(scan):
+    kspace, _, img, _ = scan
+    est = estimate_sens(kspace, method="espirit")
+    support = map_support(est)
+    assert support.shape == (2, N, N) and support.dtype == bool
+    assert support[0][np.abs(img) > 0.05].all() and not support.all()
 
 
 def test_acs_and_calibration_region_detection():
@@ -100,9 +143,9 @@ def test_acs_and_calibration_region_detection():
 def test_direct_maps_batched_torch_and_floor(scan):
     kspace, maps, _, obj = scan
     t = torch.from_numpy(kspace)
-    est = direct_maps(t, calib_size=(24, 16), kaiser_beta=4.0)
+    est = direct_maps(t, calib=(24, 16), kaiser_beta=4.0)
     assert isinstance(est, torch.Tensor) and est.shape == t.shape and est.dtype == torch.complex64
-    np.testing.assert_allclose(est[0].numpy(), direct_maps(kspace[0], calib_size=(24, 16)), atol=1e-6)
+    np.testing.assert_allclose(est[0].numpy(), direct_maps(kspace[0], calib=(24, 16)), atol=1e-6)
     assert correlation(est[1].numpy(), maps, obj) > 0.999
     total = (est.abs() ** 2).sum(1)
     assert float(total.max()) <= 1 + 1e-4  # the floor never lets Σ|S|² exceed 1
@@ -111,6 +154,7 @@ def test_direct_maps_batched_torch_and_floor(scan):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_direct_maps_cuda(scan):
     kspace = torch.from_numpy(scan[0])
     gpu = direct_maps(kspace.cuda())
@@ -120,17 +164,29 @@ def test_direct_maps_cuda(scan):
 
 def test_espirit_options_and_device_errors(scan):
     kspace = scan[0][0]
-    a = espirit_maps(kspace, calib_width=16, crop=0.0)
+    a = espirit_maps(kspace, calib=16, crop=0.0)
     assert a.shape == kspace.shape and np.count_nonzero(a) == a.size  # crop=0 keeps the background
-    b = espirit_maps(torch.from_numpy(kspace), calib_width=16, crop=0.95)
+    b = espirit_maps(torch.from_numpy(kspace), calib=(24, 16), kernel=(6, 4), crop=0.95)
     assert isinstance(b, torch.Tensor) and (b == 0).any()
     if not sp.config.cupy_enabled:
         with pytest.raises(MrireconError, match="only with CuPy installed"):
-            espirit_maps(kspace, device="cuda")
-    with pytest.raises(MrireconError, match="kernel_width=6 must be smaller than calib_width=6"):
-        espirit_maps(kspace, calib_width=6)
+            espirit_maps(kspace, backend="sigpy", device="cuda")
+    with pytest.raises(MrireconError, match=r"kernel \(6, 6\) must be smaller than calib \(6, 6\)"):
+        espirit_maps(kspace, calib=6)
+    with pytest.raises(MrireconError, match="square"):
+        espirit_maps(kspace, calib=(24, 16), backend="sigpy")
     with pytest.raises(MrireconError, match="device must be"):
         espirit_maps(kspace, device="tpu")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_espirit_cuda_equals_cpu(scan):
+    kspace = torch.from_numpy(scan[0])
+    gpu = espirit_maps(kspace.cuda(), calib=24, kernel=6)
+    assert gpu.is_cuda
+    cpu = espirit_maps(kspace, calib=24, kernel=6)
+    assert float((gpu.cpu() - cpu).abs().max()) < 1e-3
 
 
 def test_rss_and_sense_combine(scan):
@@ -148,14 +204,14 @@ def test_rss_and_sense_combine(scan):
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda k: estimate_sens(k, method="walsh"), "method must be one of 'espirit', 'direct'"),
+        (lambda k: estimate_sens(k, method="walsh"), "method must be one of 'auto', 'espirit'"),
         (lambda k: estimate_sens(k[:, 0, 0]), r"kspace must be \(coils, H, W\) or \(slices, coils, H, W\)"),
         (lambda k: estimate_sens(k.real), "kspace must be complex"),
         (lambda k: estimate_sens(k, mask=np.ones(7)), "does not match k-space"),
-        (lambda k: estimate_sens(k, method="direct", threshold=0.1), "method='direct' does not take threshold"),
+        (lambda k: estimate_sens(k, method="direct", kaiser=0.1), "estimate_sens does not take kaiser"),
         (lambda k: estimate_sens(list(k)), "kspace must be a numpy array or torch tensor"),
         (lambda k: estimate_sens(k * np.nan), "kspace contains NaN"),
-        (lambda k: direct_maps(k, calib_size=0), "calib_size must be an integer >= 1"),
+        (lambda k: direct_maps(k, calib=0), "calib must be an integer >= 1"),
     ],
 )
 def test_bad_input(scan, call, match):

@@ -20,13 +20,12 @@ from mrirecon.distributed import (
     shard,
 )
 from mrirecon.errors import MrireconError
+from mrirecon.data.scan import mask_seed, parse_slices
 from mrirecon.evaluation import (
     ResultsTable,
     WorkItem,
     make_grid,
-    mask_seed,
     merge_tables,
-    parse_slices,
     part_files,
     part_path,
     summarize,
@@ -40,6 +39,7 @@ def _row(item: WorkItem, psnr: float = 30.0) -> dict:
         "mask": item.mask,
         "acceleration": item.acceleration,
         "method": item.method,
+        "status": "ok",
         "effective_acceleration": item.acceleration * 0.9,
         "mask_seed": mask_seed(item.file),
         "slices": "0:2",
@@ -52,6 +52,8 @@ def _row(item: WorkItem, psnr: float = 30.0) -> dict:
         "scale": 1.0,
         "seconds": 0.5,
         "device": "cpu",
+        "sens": "direct",
+        "note": "",
         "per_slice": json.dumps({"slice": [0, 1], "psnr": [psnr, psnr], "ssim": [0.9, 0.9],
                                  "nmse": [0.01, 0.01], "nrmse": [0.1, 0.1]}),
     }
@@ -192,15 +194,16 @@ def test_mask_seed_is_stable_and_per_file():
 
 @pytest.mark.parametrize(
     "spec,expected",
-    [(None, [0, 1, 2, 3, 4]), ("all", [0, 1, 2, 3, 4]), ("2", [2]), ("3,1", [1, 3]),
+    [(None, [0, 1, 2, 3, 4]), ("all", [0, 1, 2, 3, 4]), ("2", [2]), ("1,3", [1, 3]),
      ("1:3", [1, 2]), ("-2:", [3, 4]), ("center:3", [1, 2, 3]), ("center:9", [0, 1, 2, 3, 4])],
 )
 def test_parse_slices(spec, expected):
     assert parse_slices(spec, 5) == expected
 
 
-@pytest.mark.parametrize("spec", ["7", "x", "4:2", "center:0", "1,,"])
+@pytest.mark.parametrize("spec", ["7", "x", "4:2", "center:0", "1,,", "1,1,0", "3,1", "2:9"])
 def test_parse_slices_rejects(spec):
+    """Repeats, reordering and ranges past the end are refused, not silently fixed."""
     with pytest.raises(MrireconError, match="--slices"):
         parse_slices(spec, 5)
 
@@ -214,6 +217,7 @@ def test_summary_mean_std_and_markdown():
     assert s[1].psnr_std == 0.0
     md = summary_markdown(s, title="t")
     assert "| random | 4 | 3.60 | aid | 2 | 31.00 ± 1.41 |" in md
+    assert "| random | 8 | 7.20 | aid | 1 | 25.00 (n=1) |" in md  # one volume: no ± 0.00
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +242,8 @@ def test_env_is_validated(monkeypatch):
 
 def test_resolve_device():
     assert str(resolve_device("cpu")) == "cpu"
-    with pytest.raises(MrireconError, match="--device"):
+    assert resolve_device("auto").type == ("cuda" if __import__("torch").cuda.is_available() else "cpu")
+    with pytest.raises(MrireconError, match="device must be auto"):
         resolve_device("tpu")
 
 

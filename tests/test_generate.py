@@ -22,9 +22,9 @@ class Spy:
     def __getattr__(self, name):
         return getattr(self._prior, name)
 
-    def predict_next(self, window, noisy, t, position, attention="reference"):
-        self.calls.append((window.clone(), position))
-        return self._prior.predict_next(window, noisy, t, position, attention=attention)
+    def epsilon(self, noisy, t, context=None, attention="reference"):
+        self.calls.append((context.frames.clone(), context.position))
+        return self._prior.epsilon(noisy, t, context, attention=attention)
 
 
 def test_cold_start_shapes_range_and_seeds(aid):

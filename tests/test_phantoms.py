@@ -172,8 +172,14 @@ def test_load_image_folder_and_sources(tmp_path):
     assert float(vols[0].frames[:, 1].abs().max()) == 0.0  # real input -> zero imaginary channel
     mag = load_volumes(str(tmp_path), image_size=8, magnitude=True)
     assert mag[1].frames.shape == (4, 1, 8, 8) and float(mag[1].frames.min()) >= 0
-    with pytest.raises(MrireconError, match="not a folder"):
+    with pytest.raises(MrireconError, match="does not exist"):
         load_volumes(str(tmp_path / "missing"), image_size=8)
+    with pytest.raises(MrireconError, match="does not exist"):  # not taken for the built-in phantoms
+        load_volumes(str(tmp_path / "mni_brains"), image_size=8)
+    with pytest.raises(MrireconError, match="training volume 0 must be an array"):
+        load_volumes([["not", "an", "array"]], image_size=8)
+    with pytest.raises(MrireconError, match="must hold numbers"):
+        load_volumes([np.array([[[object()]]])], image_size=8)
     np.save(tmp_path / "c.npy", np.zeros((2, 3)))
     with pytest.raises(MrireconError, match=r"c.npy: a .npy volume must be \(slices, H, W\)"):
         load_image_folder(tmp_path, image_size=8)

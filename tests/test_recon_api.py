@@ -14,7 +14,8 @@ from mrirecon.physics.masks import make_mask
 from mrirecon.physics.operators import SenseOp
 from mrirecon.prior import load_prior
 from mrirecon.recon import classical
-from mrirecon.recon.api import reconstruct, reconstruct_file, sampling_density
+from mrirecon.recon.api import reconstruct, reconstruct_file
+from mrirecon.recon.intensity import intensity_factor, sampling_density
 
 from conftest import FIXTURES
 
@@ -54,14 +55,14 @@ def test_aid_reconstruction_is_data_consistent(aid, mask):
     info = res.info
     assert info["method"] == "aid" and info["steps"] == 3 and info["given_slices"] == []
     assert info["acceleration"] == pytest.approx(32 * 32 / mask.sum())
-    assert info["sens"] == "given" and info["network_evals"] == 3 * 3
+    assert info["sens"]["method"] == "given" and info["network_evals"] == 3 * 3
     assert info["attention"] == "reference" and info["update"] == "reference" and info["dc_steps"] == 1
     assert set(info["timings"]) >= {"sens", "sampling", "per_slice", "total"}
 
 
 def test_estimated_sensitivities(aid, scan, mask):
     res = reconstruct(scan.kspace, mask, prior=aid, **FAST)
-    assert res.info["sens"] == "direct" and res.maps.shape == (3, 4, 32, 32)
+    assert res.info["sens"]["method"] == "direct" and res.maps.shape == (3, 4, 32, 32)
     assert bool(np.isfinite(res.image).all())
 
 
@@ -136,12 +137,30 @@ def test_torch_in_torch_out_and_unet_prior(unet, scan, mask):
 
 @pytest.mark.parametrize("method", ["zero-filled", "sense", "l1-wavelet"])
 def test_classical_methods_through_the_same_call(method, scan, mask):
-    res = reconstruct(scan.kspace, mask, prior=method, sens=scan.maps, progress=False)
-    fn = {"zero-filled": classical.zero_filled, "sense": classical.sense_cg, "l1-wavelet": classical.l1_wavelet}[method]
-    direct = np.asarray(fn(scan.kspace * mask, mask, scan.maps))
-    # iterative methods see float32 inputs rounded differently: agree to solver accuracy
-    np.testing.assert_allclose(res.image, direct, rtol=0, atol=1e-3 * np.abs(direct).max())
+    res = reconstruct(scan.kspace, mask, prior=method, sens=scan.maps, lam=2e-3, iters=20, progress=False)
+    A = SenseOp(torch.from_numpy(scan.maps), torch.from_numpy(mask))
+    y = torch.from_numpy(scan.kspace * mask)
+    peak = A.adjoint(y).abs().flatten(1).amax(1)
+    direct = {
+        "zero-filled": lambda: classical.zero_filled(A, y),
+        "sense": lambda: classical.sense_cg(A, y, 2e-3, 20),
+        "l1-wavelet": lambda: classical.l1_wavelet(A, y, 2e-3 * peak, 20),
+    }[method]().numpy()
+    # the same solver on the same float32 inputs: agreement to rounding
+    np.testing.assert_allclose(res.image, direct, rtol=0, atol=1e-4 * np.abs(direct).max())
     assert res.info["method"] == method and res.std is None
+
+
+@pytest.mark.parametrize("method", ["sense", "l1-wavelet"])
+def test_classical_defaults_use_the_discrepancy_principle(method, scan, mask):
+    """Without lam the regularisation follows the noise: the misfit ends at the noise level."""
+    res = reconstruct(scan.kspace, mask, prior=method, sens=scan.maps, progress=False)
+    assert res.info["regularisation"].startswith("discrepancy") and res.info["noise"] > 0
+    A = SenseOp(torch.from_numpy(scan.maps), torch.from_numpy(mask))
+    y = torch.from_numpy(scan.kspace * mask)
+    misfit2 = float(((A.forward(torch.from_numpy(res.image)) - y).abs() ** 2).sum())
+    m = float(mask.sum()) * scan.kspace.shape[0] * scan.kspace.shape[1]
+    assert misfit2 <= 1.3 * m * res.info["noise"] ** 2
 
 
 def test_first_slice_given_is_flagged_and_copied(aid, scan, mask):
@@ -193,19 +212,19 @@ def brain():
 )
 def test_automatic_intensity_maps_the_brain_peak_near_one(brain, kind, R, kw):
     """No hand-tuned scale: the factor takes the fully sampled image's peak to about 1."""
-    from mrirecon.recon.api import _intensity_factor
-
     k, maps, peak = brain
     m = make_mask(kind, k.shape[-2:], R, seed=0, **kw).mask
     y = torch.from_numpy(k * m)
-    c = _intensity_factor(SenseOp, y, torch.from_numpy(maps), torch.from_numpy(m)[None], None, "volume")
+    mt = torch.from_numpy(m)[None]
+    op = SenseOp(torch.from_numpy(maps), mt[:, None])
+    c = intensity_factor(op, y, mt, None, "volume")
     assert c.shape == (k.shape[0],) and bool((c == c[0]).all())  # one factor per volume
     assert 0.6 < float(c[0]) * peak < 1.3
-    per_slice = _intensity_factor(SenseOp, y, torch.from_numpy(maps), torch.from_numpy(m)[None], None, "slice")
+    per_slice = intensity_factor(op, y, mt, None, "slice")
     assert bool((per_slice >= c[0]).all()) and not bool((per_slice == c[0]).all())
     # the reference's explicit scale: s / max|Aᴴy|
-    zf = SenseOp(torch.from_numpy(maps), torch.from_numpy(m)).adjoint(y).abs().max()
-    explicit = _intensity_factor(SenseOp, y, torch.from_numpy(maps), torch.from_numpy(m)[None], 0.3, "volume")
+    zf = op.adjoint(y).abs().max()
+    explicit = intensity_factor(op, y, mt, 0.3, "volume")
     assert float(explicit[0]) == pytest.approx(0.3 / float(zf), rel=1e-5)
 
 
@@ -230,7 +249,7 @@ def test_callback_and_progress(aid, scan, mask, capsys):
     for s, i, x in calls:
         if i == 1:
             np.testing.assert_allclose(x.numpy(), res.samples[:, s], rtol=1e-5, atol=1e-6 * np.abs(x.numpy()).max())
-    assert "slices" in capsys.readouterr().err
+    assert "slice 3/3" in capsys.readouterr().err  # one bar over every step, naming the slice
 
 
 def test_reconstruct_file_crops_the_readout_and_returns_the_reference(tmp_path, aid):
@@ -261,6 +280,8 @@ def test_bad_inputs_give_one_line_errors(aid, scan, mask):
         (dict(sens="walsh"), "sens"),
         (dict(sens=scan.maps[:, :2]), "sens maps"),
         (dict(sens=scan.maps * 3, dc="gradient"), "diverge"),  # CG chooses its own step sizes
+        (dict(dc_steps=0), "ignores the measured data"),
+        (dict(mask=np.array(1.0, np.float32)), "0-d"),
         (dict(prior=42), "prior must be"),
         (dict(device="cuda:0"), "device"),
     ]

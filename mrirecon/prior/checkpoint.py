@@ -34,6 +34,7 @@ import yaml
 from torch import nn
 
 from mrirecon.errors import MrireconError, require
+from mrirecon.files import atomic_path
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 CONFIG_METADATA_KEY = "mrirecon_config"  # safetensors metadata: the config YAML, so one file suffices
@@ -104,6 +105,26 @@ def _unwrap(obj, path: Path) -> Mapping[str, torch.Tensor]:
     )
 
 
+def unsafe_file_message(path: Path, exc: Exception, what: str) -> str:
+    """One line for a torch file that ``torch.load(weights_only=True)`` refuses (never torch's own advice).
+
+    Loading such a file would run the code its pickle names; mrirecon never does. A *trusted*
+    file can be converted once into a plain one.
+    """
+    text = str(exc)
+    found = re.search(r"(?:Unsupported global|GLOBAL)[: ]+([\w.]+)", text)
+    culprit = f" (it names the Python object {found[1]})" if found else ""
+    if isinstance(exc, (EOFError, OSError)) or "pickle" not in text.lower() and "global" not in text.lower():
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        return f"{what} {path} is not a readable torch file ({first})"
+    return (
+        f"{what} {path} is not a plain state dict of tensors{culprit}, so mrirecon will not load it (unpickling "
+        "could run code). If you trust it, save its tensors as a plain state dict once: python -c \"import torch; "
+        f"s = torch.load('{path}', weights_only=False); "
+        "torch.save({k: v for k, v in s.items() if torch.is_tensor(v)}, 'plain.pt')\""
+    )
+
+
 def read_state_dict(path: str | os.PathLike) -> "OrderedDict[str, torch.Tensor]":
     """Read a weights file into a state dict with mrirecon keys (on the CPU).
 
@@ -132,10 +153,7 @@ def read_state_dict(path: str | os.PathLike) -> "OrderedDict[str, torch.Tensor]"
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle errors come in many types; report them on one line
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise MrireconError(
-                f"weights file {path} cannot be read safely with torch.load(weights_only=True): {first}"
-            ) from None
+            raise MrireconError(unsafe_file_message(path, exc, "weights file")) from None
         state = _unwrap(obj, path)
     return from_reference_keys(_strip_wrappers(state))
 
@@ -193,14 +211,8 @@ def load_weights(network: nn.Module, path: str | os.PathLike) -> nn.Module:
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file and rename, with ordinary permissions (0666 & ~umask):
-    safetensors creates files 0600, which would make bundled package data unreadable to others."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def save_checkpoint(path: str | os.PathLike, network: nn.Module, config, *, dtype: torch.dtype | None = None) -> Path:

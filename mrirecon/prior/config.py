@@ -163,6 +163,10 @@ class PriorConfig:
         Data-set tag of the official configs (informational).
     name : str or None
         Registry name when loaded through the registry (informational).
+    pixel_size_mm : tuple of float
+        In-plane pixel sizes (mm) of the training images: one value, or the (smallest,
+        largest) of a multi-scale training; empty when unknown (the official configs).
+        :func:`mrirecon.recon.reconstruct` warns when a scan's pixel size is far outside it.
     extra : dict
         Training-run keys of the source YAML, kept for round trips.
     """
@@ -186,6 +190,7 @@ class PriorConfig:
     mag: bool = False
     dataset: str = "fastmri"
     name: str | None = None
+    pixel_size_mm: tuple[float, ...] = ()
     extra: dict = field(default_factory=dict, compare=False)
 
     # -- construction --------------------------------------------------------------------
@@ -259,6 +264,11 @@ class PriorConfig:
             self.num_heads_upsample == -1 or self.num_heads_upsample >= 1,
             f"config key 'num_heads_upsample' must be -1 or >= 1, got {self.num_heads_upsample}",
         )
+        require(
+            len(self.pixel_size_mm) <= 2 and all(p > 0 for p in self.pixel_size_mm)
+            and list(self.pixel_size_mm) == sorted(self.pixel_size_mm),
+            f"config key 'pixel_size_mm' must be one size or 'smallest,largest' in mm, got {self.pixel_size_mm}",
+        )  # fmt: skip
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "PriorConfig":
@@ -313,6 +323,8 @@ class PriorConfig:
             kw["dataset"] = str(values["dataset"])
         if values.get("name") is not None:
             kw["name"] = str(values["name"])
+        if values.get("pixel_size_mm") not in (None, ""):
+            kw["pixel_size_mm"] = _parse_numbers(values["pixel_size_mm"], "pixel_size_mm", float)
         kw["extra"] = {k: values[k] for k in values if k in RUN_KEYS}
         return cls(**kw)
 
@@ -360,6 +372,8 @@ class PriorConfig:
         )
         if self.name is not None:
             out["name"] = self.name
+        if self.pixel_size_mm:
+            out["pixel_size_mm"] = _format_numbers(self.pixel_size_mm)
         out.update(self.extra)
         return out
 

@@ -5,12 +5,10 @@ A *volume* is one acquisition (or one synthetic subject) as a float32 tensor
 magnitude priors, each volume divided by its own ``max |x|`` (the reference's per-volume
 normalisation, design/aid-reference.md §2.3). Sources:
 
-* a folder of fastMRI HDF5 files: coil-combined complex images ``Σ_c conj(S_c)·x_c`` with
-  sensitivities estimated per slice (:mod:`mrirecon.physics.coils`), readout oversampling
-  removed by a centre crop to the square ``W × W`` matrix;
-* a folder of image volumes: NIfTI (``.nii``/``.nii.gz``, axial slices along the third voxel
-  axis after reorientation to RAS) or ``.npy`` arrays ``(S, H, W)``, real or complex;
-* the built-in MNI phantoms (:mod:`mrirecon.data.phantoms`), ``"mni"`` or ``"mni:COUNT"``;
+* a folder of volume files (:mod:`mrirecon.data.volumes`): fastMRI HDF5 files (coil-combined
+  complex images, read exactly as reconstruction reads them), NIfTI or ``.npy`` volumes;
+* the built-in MNI phantoms (:mod:`mrirecon.data.phantoms`), exactly ``"mni"`` or
+  ``"mni:COUNT"`` (any other string is a path, and a missing path is an error);
 * in-memory arrays ``(S, H, W)``.
 
 Slices whose size differs from the prior's ``image_size`` are zero-padded to a square and
@@ -36,21 +34,16 @@ import torch
 import torch.nn.functional as F
 
 from mrirecon.errors import MrireconError, require
-from mrirecon.physics.fft import center_crop, ifft2c
 
 __all__ = [
     "SliceWindows",
     "Volume",
-    "load_fastmri_folder",
     "load_image_folder",
     "load_volume_file",
     "load_volumes",
     "phantom_source",
     "to_volume",
 ]
-
-_IMAGE_SUFFIXES = (".nii", ".nii.gz", ".npy")
-
 
 @dataclass
 class Volume:
@@ -120,115 +113,33 @@ def to_volume(images, name: str, image_size: int | None = None, magnitude: bool 
     return Volume(name=name, frames=frames.contiguous().float())
 
 
-def _read_nifti(path: Path) -> np.ndarray:
-    try:
-        import nibabel as nib
-    except ImportError:  # pragma: no cover - nibabel is in the train extra
-        raise MrireconError(f'{path}: reading NIfTI needs nibabel: pip install "mrirecon[train]"') from None
-    img = nib.as_closest_canonical(nib.load(str(path)))
-    data = np.asanyarray(img.dataobj)
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    require(data.ndim == 3, f"{path}: expected a 3-D NIfTI volume, got shape {data.shape}")
-    # RAS voxels (x, y, z) -> axial slices (z, rows = anterior->posterior, cols = right->left).
-    return np.ascontiguousarray(np.transpose(data, (2, 1, 0))[:, ::-1, :])
-
-
-def _read_npy(path: Path) -> np.ndarray:
-    data = np.load(path, allow_pickle=False)
-    require(data.ndim == 3, f"{path}: a .npy volume must be (slices, H, W), got shape {data.shape}")
-    return data
-
-
-def load_image_folder(folder: str | os.PathLike, image_size: int | None = None, magnitude: bool = False) -> list[Volume]:
-    """Every ``.nii``/``.nii.gz``/``.npy`` volume in ``folder`` (sorted by name, not recursive).
-
-    Returns
-    -------
-    list of Volume
-        Each ``(S, C, image_size, image_size)``.
-    """
-    folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_IMAGE_SUFFIXES))
-    require(files, f"{folder}: no .nii, .nii.gz or .npy volumes found")
-    return [load_volume_file(f, image_size, magnitude) for f in files]
-
-
-def _coil_combine(kspace: np.ndarray, sens_method: str) -> np.ndarray:
-    """(S, C, H, W) fully sampled k-space (readout already cropped) -> (S, H, W) complex image.
-
-    Multi-coil: SENSE-1 ``Σ_c conj(S_c)·x_c`` with maps estimated per slice from the data
-    (``direct`` = the reference's BART ``caldir``-style maps, ``espirit``). Single-coil: the image.
-    """
-    from mrirecon.physics.coils import estimate_sens, sense_combine
-
-    coils = ifft2c(kspace)
-    if kspace.shape[1] == 1:
-        return coils[:, 0]
-    return sense_combine(coils, estimate_sens(kspace, method=sens_method))
-
-
 def load_volume_file(
     path: str | os.PathLike,
     image_size: int | None = None,
     magnitude: bool = False,
     sens_method: str = "direct",
 ) -> Volume:
-    """One volume file as the priors see it: a fastMRI ``.h5``, a ``.npy`` or a NIfTI volume.
-
-    fastMRI: k-space ``(S, C, H, W)`` -> image domain, centre crop of the readout H to W
-    (removes the 2x oversampling), back to k-space, sensitivity maps per slice
-    (:func:`mrirecon.physics.coils.estimate_sens` with ``sens_method``; ``direct`` follows
-    the reference's ``caldir`` preprocessing), ``Σ_c conj(S_c)·x_c``. Then, for every format,
-    max-normalisation and optional resampling (:func:`to_volume`).
+    """One volume file as the priors see it (:func:`mrirecon.data.volumes.read_volume`, then :func:`to_volume`).
 
     Returns
     -------
     Volume
         ``frames`` (S, C, image_size, image_size), or (S, C, H, W) without ``image_size``.
     """
-    path = Path(path)
-    require(path.is_file(), f"{path}: no such file")
-    if path.suffix in (".h5", ".hdf5"):
-        from mrirecon.data.fastmri import open_scan
-        from mrirecon.physics.fft import fft2c
+    from mrirecon.data.volumes import read_volume
 
-        k = np.asarray(open_scan(path).load_kspace())
-        h, w = k.shape[-2:]
-        if h > w:
-            k = fft2c(center_crop(ifft2c(k), (w, w)))
-        data = _coil_combine(k, sens_method)
-    elif path.suffix == ".npy":
-        data = _read_npy(path)
-    elif path.name.endswith((".nii", ".nii.gz")):
-        data = _read_nifti(path)
-    else:
-        raise MrireconError(f"{path}: expected a fastMRI .h5, a .npy or a .nii/.nii.gz volume")
-    return to_volume(data, path.name, image_size, magnitude)
+    return to_volume(read_volume(path, sens_method), Path(path).name, image_size, magnitude)
 
 
-def load_fastmri_folder(
-    folder: str | os.PathLike,
-    image_size: int | None = None,
-    magnitude: bool = False,
-    sens_method: str = "direct",
-) -> list[Volume]:
-    """Coil-combined complex volumes from every fastMRI ``.h5`` file in ``folder`` (sorted).
+def load_image_folder(folder: str | os.PathLike, image_size: int | None = None, magnitude: bool = False) -> list[Volume]:
+    """Every volume file in ``folder`` (sorted by name, not recursive), as :func:`load_volume_file` reads it."""
+    from mrirecon.data.volumes import volume_files
 
-    Each file as :func:`load_volume_file` reads it.
-
-    Returns
-    -------
-    list of Volume
-    """
-    folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".h5", ".hdf5"))
-    require(files, f"{folder}: no fastMRI .h5 files found")
-    return [load_volume_file(f, image_size, magnitude, sens_method) for f in files]
+    return [load_volume_file(f, image_size, magnitude) for f in volume_files(folder)]
 
 
-def phantom_source(spec: str) -> int | None:
-    """``"mni"`` -> default count (None), ``"mni:COUNT"`` -> COUNT; anything else is not a phantom spec."""
+def phantom_source(spec: str) -> int | None | bool:
+    """``"mni"`` -> None (the default count), ``"mni:COUNT"`` -> COUNT, anything else -> False."""
     if spec == "mni":
         return None
     if spec.startswith("mni:"):
@@ -238,7 +149,7 @@ def phantom_source(spec: str) -> int | None:
             raise MrireconError(f"data spec {spec!r}: expected 'mni' or 'mni:COUNT' with an integer COUNT") from None
         require(count >= 1, f"data spec {spec!r}: COUNT must be >= 1")
         return count
-    return None
+    return False
 
 
 def load_volumes(
@@ -272,21 +183,28 @@ def load_volumes(
     -------
     list of Volume
     """
-    if isinstance(source, (str, os.PathLike)) and str(source).startswith("mni") and not Path(source).exists():
+    phantoms = phantom_source(str(source)) if isinstance(source, str) else False
+    if phantoms is not False:
         from mrirecon.data.phantoms import load_mni_template, phantom_volumes
 
-        count = phantom_source(str(source)) or default_phantoms
+        count = phantoms or default_phantoms
         arrays = phantom_volumes(load_mni_template(template), count, "train", image_size, seed, magnitude)
         return [to_volume(a, f"mni-train-{i}", None, magnitude) for i, a in enumerate(arrays)]
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        require(path.is_dir(), f"training data {path} is not a folder (nor 'mni' / 'mni:COUNT')")
-        if any(p.suffix in (".h5", ".hdf5") for p in path.iterdir()):
-            return load_fastmri_folder(path, image_size, magnitude)
+        require(path.exists(), f"training data '{path}' does not exist (the built-in phantoms are 'mni' or 'mni:COUNT')")
+        if path.is_file():
+            return [load_volume_file(path, image_size, magnitude)]
         return load_image_folder(path, image_size, magnitude)
     require(isinstance(source, Sequence) and len(source) > 0, "training data must be a path, 'mni' or a non-empty list of volumes")
     vols = []
     for i, item in enumerate(source):
+        require(
+            isinstance(item, (Volume, np.ndarray, torch.Tensor)),
+            f"training volume {i} must be an array (slices, H, W) or a Volume, got {type(item).__name__}",
+        )
+        if isinstance(item, np.ndarray):
+            require(item.dtype.kind in "biufc", f"training volume {i} must hold numbers, got dtype {item.dtype}")
         if isinstance(item, Volume):
             require(
                 item.frames.shape[-1] == image_size and item.frames.shape[-2] == image_size,

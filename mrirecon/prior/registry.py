@@ -19,6 +19,7 @@ class _Entry:
     kind: str
     stem: str
     origin: str
+    twin: str | None = None  # the single-image prior trained beside a sequential one
 
 
 _REGISTRY: dict[str, _Entry] = {
@@ -26,6 +27,7 @@ _REGISTRY: dict[str, _Entry] = {
         "aid",
         "aid_default",
         "bundled AID Causal-UNet, trained on MNI ICBM152 phantoms (scripts/build_default_prior.py)",
+        twin="default-unet",
     ),
     "default-unet": _Entry(
         "unet", "unet_default", "bundled plain UNet ('Guide') twin of 'default', same data and backbone"
@@ -86,6 +88,44 @@ def resolve(name: str) -> tuple[Path, Path]:
             "(build them with scripts/build_default_prior.py, or load a checkpoint with config=..., weights=...)"
         )
     return config, weights
+
+
+def registered_twin(name: str) -> str | None:
+    """The registered single-image twin of a registered sequential prior (``default`` -> ``default-unet``)."""
+    entry = _REGISTRY.get(name)
+    return None if entry is None else entry.twin
+
+
+def file_twin(config: Path | None, weights: Path) -> str | None:
+    """The official naming of a twin: ``normal_<stem>.pt`` (+ ``.yaml``) beside ``<stem>.pt``.
+
+    The official AID checkpoint ``fastmri_320_cplx.pt`` and its single-image "Guide"
+    ``normal_fastmri_320_cplx.pt`` are distributed that way. Returns ``CONFIG:WEIGHTS`` or None.
+    """
+    twin_w = weights.with_name(f"normal_{weights.name}")
+    cfg = config if config is not None else weights.with_suffix(".yaml")
+    twin_c = cfg.with_name(f"normal_{cfg.name}")
+    if twin_w.is_file() and twin_c.is_file():
+        return f"{twin_c}:{twin_w}"
+    return None
+
+
+def resolve_prior(spec: str, device: str = "auto"):
+    """A ``--prior`` value -> a loaded :class:`~mrirecon.prior.Prior`.
+
+    ``CONFIG.yaml:WEIGHTS.pt`` (e.g. the official ``fastmri_320_cplx.yaml:fastmri_320_cplx.pt``)
+    loads that checkpoint; a registry name or a weights file (with its ``.yaml`` beside it, or
+    a config embedded in a ``.safetensors``) goes to :func:`~mrirecon.prior.load_prior`.
+    """
+    from mrirecon.prior.api import load_prior
+
+    require(isinstance(spec, str) and spec, f"prior must be a registry name or a file, got {spec!r}")
+    if ":" in spec and not Path(spec).exists():
+        config, weights = spec.split(":", 1)
+        require(Path(config).is_file(), f"prior {spec}: config file '{config}' does not exist")
+        require(Path(weights).is_file(), f"prior {spec}: weights file '{weights}' does not exist")
+        return load_prior(config=config, weights=weights, device=device)
+    return load_prior(spec, device=device)
 
 
 def list_priors() -> list[PriorInfo]:

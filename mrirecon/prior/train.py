@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import io
 import json
 import math
 import os
@@ -44,8 +45,11 @@ import numpy as np
 import torch
 from torch.utils.data.distributed import DistributedSampler
 
-from mrirecon.distributed import DistContext, init_distributed, resolve_device
+from mrirecon.devices import configure_threads, resolve_device
+from mrirecon.distributed import DistContext, init_distributed
 from mrirecon.errors import MrireconError, require
+from mrirecon.files import atomic_path, atomic_write_text
+from mrirecon.progress import StepProgress
 from mrirecon.prior import DiffusionSchedule, PriorConfig, build_network
 from mrirecon.prior.checkpoint import save_checkpoint
 from mrirecon.prior.datasets import SliceWindows, Volume, load_volumes
@@ -141,15 +145,8 @@ def is_causal_config(cfg: PriorConfig) -> bool:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_text(text: str, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _load_init(network: torch.nn.Module, ema: torch.nn.Module, cfg: PriorConfig, init) -> None:
@@ -158,7 +155,8 @@ def _load_init(network: torch.nn.Module, ema: torch.nn.Module, cfg: PriorConfig,
 
     source = init if hasattr(init, "network") and hasattr(init, "config") else load_prior(init, device="cpu")
     mine, theirs = cfg.to_dict(), source.config.to_dict()
-    differ = [k for k in mine if k not in ("name", "dataset") and mine.get(k) != theirs.get(k)]
+    informational = ("name", "dataset", "pixel_size_mm")
+    differ = [k for k in mine if k not in informational and mine.get(k) != theirs.get(k)]
     require(not differ, f"init={init}: its config differs from the training config in {differ[:5]}")
     weights = {k: v.float() for k, v in source.network.state_dict().items()}
     network.load_state_dict(weights)
@@ -216,7 +214,16 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG state as tensors, numbers and lists only (loadable with ``weights_only=True``)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
+                   "gauss": None if gauss is None else float(gauss)},
+    }  # fmt: skip
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -224,10 +231,32 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["internal"].tolist()), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _load_state(path: Path) -> dict[str, Any]:
+    """The training state, read without unpickling arbitrary objects (one line if that fails)."""
+    from mrirecon.prior.checkpoint import unsafe_file_message
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors come in many types
+        raise MrireconError(
+            unsafe_file_message(path, exc, "--resume: training state").replace(
+                "If you trust it", "It may come from an older mrirecon; if you trust it"
+            )
+        ) from None
+    keys = ("model", "ema", "optimizer", "step", "data", "rng", "config", "settings")
+    require(
+        isinstance(state, dict) and all(k in state for k in keys),
+        f"--resume: {path} is not a mrirecon training state (expected the keys {', '.join(keys)})",
+    )
+    return state
 
 
 def _read_log(path: Path, upto: int) -> list[dict[str, float]]:
@@ -239,13 +268,12 @@ def _read_log(path: Path, upto: int) -> list[dict[str, float]]:
 
 
 def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=_LOG_FIELDS)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: (int(r[k]) if k == "step" else f"{r[k]:.6g}") for k in _LOG_FIELDS})
-    os.replace(tmp, path)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=_LOG_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (int(r[k]) if k == "step" else f"{r[k]:.6g}") for k in _LOG_FIELDS})
+    atomic_write_text(path, buf.getvalue())
 
 
 def train(
@@ -343,8 +371,7 @@ def train(
         "cond_noise and cold_start condition AID priors; this config (no seq_length) is a plain UNet",
     )
     if num_threads is not None:
-        require(num_threads >= 1, f"num_threads must be >= 1, got {num_threads}")
-        torch.set_num_threads(num_threads)
+        configure_threads(num_threads)
     ctx = init_distributed(device)
     dev = resolve_device(device, ctx.local_rank)
     out = Path(out_dir)
@@ -355,7 +382,7 @@ def train(
     state = None
     if resume:
         require(state_path.is_file(), f"--resume: no training state {state_path} to resume from")
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = _load_state(state_path)
         saved = PriorConfig.from_dict(state["config"])
         require(saved.to_dict() == cfg.to_dict(), f"--resume: config differs from the one saved in {state_path}")
         old = state["settings"]
@@ -440,9 +467,11 @@ def train(
             "num_volumes": len(volumes),
             "init": None if init is None else str(getattr(getattr(init, "config", None), "name", None) or init),
         }
-        _atomic_text(json.dumps(summary, indent=2) + "\n", out / "summary.json")
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
 
-    bar = _progress(progress and ctx.is_main, settings.steps, step, "AID" if causal else "UNet")
+    bar = StepProgress(progress and ctx.is_main, settings.steps, f"train {'AID' if causal else 'UNet'}", {"loss": "-"})
+    bar.__enter__()
+    bar.update(completed=step)
     saved_at = None
     network.train()
     try:
@@ -488,14 +517,14 @@ def train(
                 if ctx.is_main:
                     history.append(row)
                     _write_log(log_path, history)
-                bar.update(step, row)
+                bar.update(completed=step, loss=f"{row['loss']:.4f}")
             if step % settings.checkpoint_every == 0 or step == settings.steps:
                 save()
                 saved_at = step
         if saved_at != step:  # e.g. resumed at its final step: refresh the exported files
             save()
     finally:
-        bar.close()
+        bar.__exit__(None, None, None)
     elapsed = elapsed0 + time.perf_counter() - t_start
     return TrainResult(
         out_dir=out,
@@ -508,32 +537,3 @@ def train(
         log_path=log_path,
         history=history,
     )
-
-
-class _progress:
-    """A rich progress bar showing the running loss (a no-op when disabled)."""
-
-    def __init__(self, enabled: bool, total: int, start: int, label: str):
-        self.bar = None
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn(f"[bold]train {label}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        self.task = self.bar.add_task("train", total=total, completed=start, loss="-")
-        self.bar.start()
-
-    def update(self, step: int, row: dict[str, float]) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, loss=f"{row['loss']:.4f}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()

@@ -1,15 +1,20 @@
 """Reconstruction: the diffusion posterior sampler, the ``reconstruct`` API, classical baselines.
 
-* :func:`reconstruct` / :func:`reconstruct_file`: k-space (or a fastMRI file) -> :class:`ReconResult`.
-* :class:`AIDSampler`, :class:`UNetSampler`: slice-by-slice posterior sampling (:mod:`.sampler`).
+* :func:`reconstruct` / :func:`reconstruct_file`: k-space (or a fastMRI file) -> :class:`ReconResult`,
+  with the options of :class:`ReconSettings`.
+* :class:`PosteriorSampler`: slice-by-slice (AID) or batched (UNet) posterior sampling (:mod:`.sampler`).
 * :mod:`.steps`: the update rules (reference "predict, project, re-noise" and DDIM).
+* :mod:`.intensity`: the factor taking the data into the prior's range.
 * :func:`generate_sequence`: prior-only sequence generation (``mrirecon sample``).
-* :mod:`.classical`: zero-filled, SENSE-CG and L1-wavelet baselines.
+* :mod:`.classical`: zero-filled, CG-SENSE and L1-wavelet baselines on ``(A, y)``.
+* :mod:`.methods`: method names and how a ``--prior`` spec resolves.
 """
 
-from mrirecon.recon.api import CLASSICAL_METHODS, ReconResult, reconstruct, reconstruct_file
+from mrirecon.recon.api import ReconResult, reconstruct, reconstruct_file
 from mrirecon.recon.generate import generate_sequence
-from mrirecon.recon.sampler import AIDSampler, DataConsistency, UNetSampler, VolumeData, make_sampler
+from mrirecon.recon.methods import CLASSICAL_METHODS, method_label, resolve_method
+from mrirecon.recon.sampler import AIDSampler, DataConsistency, PosteriorSampler, UNetSampler, make_sampler
+from mrirecon.recon.settings import ReconSettings
 from mrirecon.recon.steps import DDIMUpdate, ReferenceUpdate, StepSchedule, make_update
 
 __all__ = [
@@ -17,14 +22,17 @@ __all__ = [
     "CLASSICAL_METHODS",
     "DDIMUpdate",
     "DataConsistency",
+    "PosteriorSampler",
     "ReconResult",
+    "ReconSettings",
     "ReferenceUpdate",
     "StepSchedule",
     "UNetSampler",
-    "VolumeData",
     "generate_sequence",
     "make_sampler",
     "make_update",
+    "method_label",
     "reconstruct",
     "reconstruct_file",
+    "resolve_method",
 ]

@@ -1,52 +1,40 @@
 """``reconstruct``: multi-coil k-space -> image, with a diffusion prior or a classical method.
 
-The path of a k-space array through :func:`reconstruct`:
+A k-space array goes through four stages:
 
-1. Checks: ``kspace`` (S, C, H, W) complex, ``mask`` broadcastable to it (0/1 values);
-   the measurement is ``y = mask · kspace``.
-2. Coil sensitivities (``sens``): estimated from ``y`` (ESPIRiT or direct, from the
-   calibration lines; :func:`mrirecon.physics.coils.estimate_sens`) or given as an array.
-   The AID reference estimated them from *fully sampled* data (aid-reference.md §4.2); to
-   reproduce that, estimate maps with ``estimate_sens(kspace_full, mask=None)`` and pass them.
-3. Classical methods (``prior="zero-filled"|"sense"|"l1-wavelet"``) stop here
+1. **prepare** (:func:`_prepare`): ``kspace`` (S, C, H, W) complex and ``mask`` (broadcastable,
+   0/1) are checked; the measurement is ``y = mask · kspace``; coil maps are estimated from
+   the calibration region (:func:`mrirecon.physics.coils.calibrate`, ``sens="auto"``), read
+   from a file, or given; the operator ``A = M F S`` is built
+   (:class:`~mrirecon.physics.operators.SenseOp`). Classical methods stop after it
    (:mod:`mrirecon.recon.classical`).
-4. Intensity. The prior works in [-1, 1] (training volumes are divided by their max |x|), so
-   the measurement is multiplied by a factor ``c`` and the result divided by it:
+2. **intensity** (:mod:`mrirecon.recon.intensity`): the factor taking ``y`` into the prior's
+   [-1, 1] range.
+3. **sample** (:class:`~mrirecon.recon.sampler.PosteriorSampler`): sequential (AID) priors slice
+   after slice, single-image priors all slices at once; ``n_samples`` posterior samples per
+   slice in one batch. Where the maps vanish (ESPIRiT's support), the data say nothing:
+   the prior's estimate is kept at zero there (``support=True``), as the training images'
+   background is. Finished slices can be kept in a checkpoint (resume after Ctrl-C).
+4. **summarise**: the posterior mean, the pixel-wise standard deviation
+   ``sqrt(Σ_j |x_j - x̄|² / (N-1))`` (N > 1) and, on request, the samples,
+   in the input's intensity scale, with ``info`` (how it was made).
 
-   * ``scale=None`` (default, automatic). With a fully sampled centre (a calibration box of at
-     least :data:`MIN_CALIBRATION` lines, as every fastMRI-style and Poisson mask has),
-     ``c = 1 / max|z|`` with ``z = Aᴴy`` the zero-filled image: the centre holds the
-     low-frequency energy that sets a brain image's peak, and on the bundled MNI sample scan
-     ``max|z|`` is 0.96–1.07 of the fully sampled image's peak for equispaced, random and
-     Poisson masks at R = 4 and 8 (the reference used ``--scale 1`` for its ACS masks).
-     Without one, ``z`` keeps R folded copies at 1/R amplitude (0.53–0.60 of the peak on the
-     sample scan), while the density-compensated ``z_dc = Aᴴ(D y)`` (``D = mask / d``, ``d``
-     the local sampling density, :func:`sampling_density`) restores full amplitude but piles
-     the copies up (1.3–4.2 of the peak); then ``c = 1 / sqrt(max|z| · max|z_dc|)``, which
-     landed within 0.67–1.15 of the peak there (equispaced and random lines at R = 4 and 8),
-     instead of the reference's hand-tuned ``--scale`` 0.15–0.3 (§4.6).
-   * ``scale=s``: ``c = s / max|Aᴴy|``, the reference's ``--scale`` semantics.
+The AID reference estimated maps from *fully sampled* data (aid-reference.md §4.2); to
+reproduce that, pass ``sens=estimate_sens(kspace_full, mask=None)``.
 
-   ``normalize="volume"`` (default) takes the max over the whole volume, like training;
-   ``"slice"`` per slice, like the reference's reconstruction script.
-5. Sampling (:mod:`mrirecon.recon.sampler`): AID priors slice after slice, UNet priors all
-   slices at once; ``n_samples`` posterior samples per slice in one batch.
-6. Result in the input's intensity scale: the posterior mean, the pixel-wise standard
-   deviation ``sqrt(Σ_j |x_j - x̄|² / (N-1))`` (N > 1) and, on request, the samples.
-
-Sizes: the networks are fully convolutional, so any matrix size works; sizes that are not a
-multiple of the network's downsampling factor (``2**(levels-1)``) are zero-padded in the image
-domain and cropped back. The prior only knows anatomy at the pixel size it was trained at
-(the bundled priors see whole heads at ``image_size`` pixels): a matrix much larger or smaller
-than ``image_size`` for the same field of view shows it structures at another scale, and its
-help shrinks (data consistency still holds). Magnitude priors (1 channel) are refused: the
-data carry phase that such a prior cannot model.
+Sizes: the networks are fully convolutional, so any matrix size works (sizes that are not a
+multiple of the network's downsampling factor are zero-padded on the network grid). The prior
+knows anatomy at the pixel sizes it was trained at (``prior.config.pixel_size_mm``); give the
+scan's ``pixel_size_mm`` (``reconstruct_file`` reads it from the header) and a mismatch of
+more than 1.5x is reported in ``info["warnings"]``. Magnitude priors (1 channel) are refused:
+the data carry phase that such a prior cannot model.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,18 +43,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from mrirecon.errors import check_finite, require
-from mrirecon.physics.fft import center_crop, fft2c, ifft2c
-from mrirecon.recon.sampler import ATTENTION_MODES, PRECISIONS, VolumeData, make_sampler
-from mrirecon.recon.steps import DC_METHODS
+from mrirecon.errors import MrireconError, check_finite, require
+from mrirecon.physics.operators import SenseOp
+from mrirecon.recon.methods import CLASSICAL_METHODS
+from mrirecon.recon.settings import ReconSettings
 
-__all__ = ["CLASSICAL_METHODS", "ReconResult", "reconstruct", "reconstruct_file"]
+__all__ = ["CLASSICAL_METHODS", "ReconResult", "ReconSettings", "reconstruct", "reconstruct_file"]
 
-#: ``prior`` values that run a classical reconstruction instead of a diffusion prior.
-CLASSICAL_METHODS = ("zero-filled", "sense", "l1-wavelet")
-FIRST_SLICE = ("cold", "given")
-NORMALIZE = ("volume", "slice")
-SENS_METHODS = ("espirit", "direct")
+#: A scan whose pixel size differs from the prior's training range by more than this factor is reported.
+PIXEL_SIZE_TOLERANCE = 1.5
 
 
 @dataclass
@@ -80,14 +65,15 @@ class ReconResult:
     image : (S, H, W) complex64
         The reconstruction (posterior mean over ``n_samples``), input intensity scale.
     std : (S, H, W) float32 or None
-        Pixel-wise posterior standard deviation (``n_samples > 1``), same scale.
+        Pixel-wise posterior standard deviation (diffusion priors with ``n_samples > 1``).
     samples : (n_samples, S, H, W) complex64 or None
         The posterior samples (``return_samples=True``).
     info : dict
         How it was made: ``method``, ``prior``, ``steps``, ``update``, ``first_slice``,
-        ``given_slices`` (slices copied from fully sampled data: exclude them from metrics),
-        ``acceleration`` (achieved, H·W / samples), ``sens``, ``intensity_factor``,
-        ``timings`` (seconds), ``network_evals``, ...
+        ``given_slices`` (slices copied from fully sampled data: excluded from metrics),
+        ``acceleration`` (achieved, H·W / samples), ``sens`` (maps and how they were
+        estimated), ``intensity_factor``, ``timings`` (seconds), ``network_evals``,
+        ``warnings``, ...
     maps : (S, C, H, W) complex64
         The coil sensitivities used.
     reference : (S, H_r, W_r) float32 or None
@@ -103,7 +89,7 @@ class ReconResult:
 
 
 # --------------------------------------------------------------------------------------------
-# input checks
+# stage 1: prepare
 
 
 def _as_kspace(kspace) -> torch.Tensor:
@@ -133,6 +119,7 @@ def _as_mask(mask, shape: tuple[int, int, int, int]) -> torch.Tensor:
     )
     m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
     require(m.dtype.kind in "biuf", f"mask must be real (0/1 values), got dtype {m.dtype}")
+    require(m.ndim >= 1, f"mask must be (W,), (H, W) or broadcastable to kspace {shape}, got a 0-d value")
     m = m.astype(np.float32)
     if m.ndim == 1:  # fastMRI's (ky,) mask dataset
         m = m[None, :]
@@ -155,103 +142,108 @@ def _as_mask(mask, shape: tuple[int, int, int, int]) -> torch.Tensor:
     return torch.from_numpy(m3)
 
 
-def _check_choice(value, allowed, name: str) -> None:
-    require(value in allowed, f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+def _given_maps(sens, shape) -> torch.Tensor:
+    S, C, H, W = shape
+    if isinstance(sens, (str, os.PathLike)):
+        from mrirecon.data.maps import read_maps
+        from mrirecon.physics.coils import SENS_METHODS
 
-
-def _positive_int(value, name: str) -> int:
-    require(
-        isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1,
-        f"{name} must be an integer >= 1, got {value!r}",
-    )
-    return int(value)
-
-
-# --------------------------------------------------------------------------------------------
-# pieces
-
-
-def _sensitivities(sens, y: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, str]:
-    """Maps (S, C, H, W) complex64 on the CPU and a label for ``info["sens"]``."""
-    S, C, H, W = y.shape
-    if isinstance(sens, str):
-        _check_choice(sens, SENS_METHODS, "sens")
-        from mrirecon.physics.coils import estimate_sens
-
-        shared = mask.shape[0] == 1
-        if shared:
-            maps = estimate_sens(y.numpy(), mask=mask[0].numpy(), method=sens)
-        else:  # per-slice masks: calibrate each slice on its own mask
-            maps = np.concatenate(
-                [estimate_sens(y[s : s + 1].numpy(), mask=mask[s].numpy(), method=sens) for s in range(S)]
-            )
-        return torch.as_tensor(np.asarray(maps)).to(torch.complex64), sens
+        path = Path(sens)
+        require(
+            path.exists() or path.with_suffix(".cfl").exists(),
+            f"sens must be one of {', '.join(map(repr, SENS_METHODS))}, a maps file or an array; {str(sens)!r} is none",
+        )
+        sens = read_maps(path)
     require(
         isinstance(sens, (np.ndarray, torch.Tensor)),
-        f"sens must be 'espirit', 'direct' or an array of maps (slices, coils, kx, ky), got {type(sens).__name__}",
+        f"sens must be a method ('auto', 'espirit', 'direct', ...), a maps file or an array (slices, coils, kx, ky), "
+        f"got {type(sens).__name__}",
     )
     maps = sens.detach().cpu() if isinstance(sens, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(sens))
     if maps.ndim == 3:
         maps = maps[None]
     require(
-        maps.ndim == 4 and maps.shape[1:] == (C, H, W) and maps.shape[0] in (1, S),
+        maps.ndim == 4 and tuple(maps.shape[1:]) == (C, H, W) and maps.shape[0] in (1, S),
         f"sens maps must be (slices, coils, kx, ky) = {(S, C, H, W)} or (coils, kx, ky), got {tuple(sens.shape)}",
     )
     require(maps.is_complex(), f"sens maps must be complex, got dtype {maps.dtype}")
     check_finite(maps, "sens")
-    return maps.to(torch.complex64).expand(S, C, H, W).contiguous(), "given"
+    require(bool((maps.abs() > 0).any()), "sens maps are all zero")
+    return maps.to(torch.complex64).expand(S, C, H, W).contiguous()
 
 
-def sampling_density(mask: np.ndarray) -> np.ndarray:
-    """Local sampling density of a 0/1 mask (H, W), in (0, 1].
-
-    Line masks (identical rows) are smoothed along the phase-encode axis with a Gaussian of
-    standard deviation R (the achieved acceleration), 2-D masks along both axes with √R: wide
-    enough to flatten an equispaced comb of period R to 1/R, narrow enough to keep a fully
-    sampled centre at 1.
-    """
-    from scipy.ndimage import gaussian_filter, gaussian_filter1d
-
-    m = mask.astype(np.float64)
-    r = m.size / max(m.sum(), 1.0)
-    if np.all(m == m[:1]):
-        d = np.broadcast_to(gaussian_filter1d(m[0], sigma=r, mode="reflect"), m.shape)
-    else:
-        d = gaussian_filter(m, sigma=np.sqrt(r), mode="reflect")
-    return np.clip(d, 1e-6, 1.0)
-
-
-#: Calibration box (lines) from which the plain zero-filled peak is trusted (module docstring).
-MIN_CALIBRATION = 2
-
-
-def _intensity_factor(op_cls, y, maps, mask, scale, normalize) -> torch.Tensor:
-    """Factor ``c`` (S,) float32 taking measurements into the prior's range (module docstring)."""
-    from mrirecon.physics.coils import calib_region
+def _sensitivities(sens, options: dict, y: torch.Tensor, mask: torch.Tensor, device) -> tuple[torch.Tensor, dict]:
+    """Maps (S, C, H, W) complex64 on the CPU and ``info["sens"]``."""
+    from mrirecon.physics.coils import SENS_METHODS, calibrate
 
     S = y.shape[0]
-    z = op_cls(maps, mask[:, None]).adjoint(y)
-    peak = z.abs().flatten(1).amax(1)  # (S,)
-    if scale is None:
-        masks = mask.cpu().numpy()  # (1 shared or S, H, W)
-        for i, m in enumerate(masks):
-            if min(calib_region(m)) >= MIN_CALIBRATION:
-                continue
-            # no calibration box: the plain peak misses the folded intensity; bracket it
-            rows = slice(None) if len(masks) == 1 else slice(i, i + 1)
-            w = torch.from_numpy((m / sampling_density(m)).astype(np.float32)).to(y.device)
-            peak_dc = op_cls(maps[rows], w).adjoint(y[rows]).abs().flatten(1).amax(1)
-            peak[rows] = torch.sqrt(peak[rows] * peak_dc)
-    if normalize == "volume":
-        peak = peak.amax().expand(S)
-    require(bool((peak > 0).all()), "the zero-filled image is all zero: kspace holds no signal where the mask samples")
-    return ((1.0 if scale is None else float(scale)) / peak).to(torch.float32)
+    if isinstance(sens, str) and sens in SENS_METHODS:
+        dev = None if device is None or torch.device(device).type == "cpu" else device
+        if mask.shape[0] == 1:
+            cal = calibrate(y, mask[0], sens, device=dev, **options)
+            maps, info = cal.maps.cpu(), cal.as_info()
+        else:  # per-slice masks: calibrate each slice on its own mask
+            cals = [calibrate(y[s : s + 1], mask[s], sens, device=dev, **options) for s in range(S)]
+            maps, info = torch.cat([c.maps.cpu() for c in cals]), cals[0].as_info()
+            info["per_slice_methods"] = [c.method for c in cals]
+        return maps.to(torch.complex64), info
+    require(not options, f"sens_options apply to estimated maps, not to given ones ({', '.join(options)})")
+    label = str(sens) if isinstance(sens, (str, os.PathLike)) else "given"
+    return _given_maps(sens, tuple(y.shape)), {"method": "given", "source": label}
 
 
-def _to_output(x: torch.Tensor | None, like_numpy: bool, device: torch.device):
-    if x is None:
-        return None
-    return x.cpu().numpy() if like_numpy else x.to(device)
+@dataclass
+class _Prepared:
+    """The output of stage 1 (everything on the CPU, complex64)."""
+
+    y: torch.Tensor  # (S, C, H, W)
+    mask: torch.Tensor  # (S or 1, H, W)
+    maps: torch.Tensor  # (S, C, H, W)
+    given: torch.Tensor | None  # fully sampled k-space of slice 0 (first_slice="given")
+    info: dict
+
+
+def _prepare(kspace, mask, sens, sens_options, settings: ReconSettings, device) -> _Prepared:
+    k = _as_kspace(kspace)
+    S, C, H, W = k.shape
+    m = _as_mask(mask, (S, C, H, W))
+    y = k * m[:, None]
+    given = None
+    if settings.first_slice == "given":
+        unsampled = k[0] * (1 - m[0])
+        require(
+            bool((unsampled.abs() > 0).any()) or bool((m[0] == 1).all()),
+            "first_slice='given' needs slice 0 fully sampled in kspace, but it is zero wherever the mask is 0",
+        )
+        given = k[0]
+    tic = time.perf_counter()
+    maps, sens_info = _sensitivities(sens, dict(sens_options or {}), y, m, device)
+    info: dict[str, Any] = {
+        "acceleration": float(H * W / m.sum(dim=(1, 2)).mean()),
+        "shape": [S, C, H, W],
+        "sens": sens_info,
+        "timings": {"sens": time.perf_counter() - tic},
+        "warnings": [],
+    }
+    return _Prepared(y=y, mask=m, maps=maps, given=given, info=info)
+
+
+def _warn(info: dict, message: str) -> None:
+    info["warnings"].append(message)
+    warnings.warn(message, stacklevel=3)
+
+
+def _check_pixel_size(prior, pixel_size_mm, info: dict) -> None:
+    trained = tuple(getattr(prior.config, "pixel_size_mm", ()) or ())
+    if pixel_size_mm is None or not trained:
+        return
+    p = float(np.mean(np.atleast_1d(pixel_size_mm)))
+    lo, hi = min(trained), max(trained)
+    info["pixel_size_mm"] = p
+    if p < lo / PIXEL_SIZE_TOLERANCE or p > hi * PIXEL_SIZE_TOLERANCE:
+        span = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+        _warn(info, f"the scan's pixels are {p:.2f} mm but the prior was trained at {span} mm: it sees anatomy at "
+                    "another scale and helps less (data consistency still holds)")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,7 +255,8 @@ def reconstruct(
     mask,
     prior="default",
     *,
-    sens="espirit",
+    sens="auto",
+    sens_options: dict | None = None,
     steps: int = 100,
     n_samples: int = 1,
     seed: int = 0,
@@ -276,10 +269,14 @@ def reconstruct(
     scale: float | None = None,
     normalize: str = "volume",
     attention: str = "reference",
-    first_slice: str = "cold",
+    first_slice: str = "auto",
+    twin=None,
     temperature: float = 1.0,
     precision: str | None = None,
     batch_size: int | None = None,
+    support: bool = True,
+    pixel_size_mm: float | tuple[float, float] | None = None,
+    noise: float | None = None,
     return_samples: bool = False,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
     progress: bool = True,
@@ -292,17 +289,23 @@ def reconstruct(
     Parameters
     ----------
     kspace : array (S, C, H, W) complex
-        Multi-coil k-space (numpy or torch), H = readout, W = phase encode. Fully sampled or
-        already undersampled: the mask is applied (``y = mask · kspace``).
+        Multi-coil k-space (numpy or torch), H = readout, W = phase encode, readout
+        oversampling removed (:func:`mrirecon.data.crop_readout`). Fully sampled or already
+        undersampled: the mask is applied (``y = mask · kspace``).
     mask : array or Mask
         0/1 sampling mask broadcastable to ``kspace`` and equal across coils: (W,), (H, W),
         (S, 1, H, W), ... or a :class:`mrirecon.physics.masks.Mask`.
     prior : str or Prior
-        A registry name (``"default"``, ``"default-unet"``, ...), a
+        A registry name (``"default"``, ``"default-unet"``; see ``mrirecon priors``), a
         :func:`mrirecon.prior.load_prior` result, or ``"zero-filled"``, ``"sense"``,
         ``"l1-wavelet"`` for the classical methods.
-    sens : {"espirit", "direct"} or array (S, C, H, W) / (C, H, W) complex
-        Coil sensitivities: estimated from the calibration region of ``y``, or given.
+    sens : str, path or array
+        Coil sensitivities: a method of :func:`mrirecon.physics.coils.calibrate` (``"auto"``:
+        ESPIRiT adapted to the calibration region, JSENSE for tiny regions; ``"espirit"``,
+        ``"direct"``, ``"jsense"``, ``"espirit-sigpy"``), a maps file (``.h5`` from ``mrirecon
+        sens``, ``.npy``, BART ``.cfl``), or an array (S, C, H, W) / (C, H, W) complex.
+    sens_options : dict, optional
+        ``calib``, ``kernel``, ``threshold``, ``crop`` of the estimator.
     steps : int
         Diffusion steps (network evaluations) per slice, ``1..1000``; timesteps
         ``floor(i·1000/steps)`` as in the reference (1000, 250, 100, 50, ...).
@@ -311,65 +314,70 @@ def reconstruct(
     seed : int
         Seeds every random draw; on CPU equal arguments give bit-identical results.
     device : str, optional
-        ``"cpu"``, ``"cuda"``, ``"cuda:N"``; default: the prior's device for a loaded prior,
-        else ``"cpu"``.
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``; default: the
+        prior's device for a loaded prior, else ``"auto"``.
     update : {"reference", "ddim"}
         ``reference``: x̂0 -> DC -> re-noise with fresh noise (the AID reference, §4.4);
         ``ddim``: DDIM with parameter ``eta`` on the data-consistent x̂0.
     eta : float
         DDIM η ∈ [0, 1] (0: deterministic given the initial noise).
     dc_steps : int
-        K data-consistency iterations on ½‖Ax - y‖² per diffusion step (default 8).
+        K >= 1 data-consistency iterations on ½‖Ax - y‖² per diffusion step (default 8).
     dc_step_size : float
-        η of the gradient steps (1.0); must satisfy ``η · max Σ_c |S_c|² < 2``.
+        η of the gradient steps (``dc="gradient"``); must satisfy ``η · max Σ_c |S_c|² < 2``.
     dc : {"cg", "gradient"}
         ``cg`` (default): K conjugate-gradient iterations on ``AᴴA x = Aᴴy`` from x̂0 (as the
-        decomposed diffusion sampler, DDS), which unfold the coils where gradient steps crawl
-        (``dc_step_size`` unused). ``gradient``: K gradient steps of size ``dc_step_size``, the
-        reference's rule (it uses K = 4: with Σ|S|² = 1 and η = 1 the first step almost
-        replaces the sampled lines). ``update="reference", dc="gradient", dc_steps=4`` is the
-        AID reference's sampler; on the bundled sample scan CG gains 2.2–6.0 dB PSNR
-        (docs/evaluation.md).
+        decomposed diffusion sampler); ``gradient``: the reference's gradient steps.
     scale : float, optional
-        Intensity: None = automatic, else the reference's ``--scale`` (module docstring).
+        Intensity: None = automatic; else ``c = scale / max|Aᴴy|`` (the reference's ``--scale``).
     normalize : {"volume", "slice"}
-        Where the intensity factor's max is taken.
+        Whether the intensity factor is one for the volume (like training) or per slice.
     attention : {"reference", "full"}
-        AID window semantics: previous slice only (official), or the causal prefix of up to
-        ``seq_length`` earlier slices. Ignored by UNet priors.
-    first_slice : {"cold", "given"}
-        ``cold``: slice 0 is reconstructed from its own undersampled data (conditioned on a
-        zero frame). ``given``: the paper's protocol, slice 0 must be fully sampled in
-        ``kspace``; its SENSE-combined image is used as is and listed in
-        ``info["given_slices"]`` (exclude it from metrics).
+        AID window semantics (:mod:`mrirecon.recon.sampler`).
+    first_slice : {"auto", "cold", "given", "twin"}
+        Slice 0 of an AID prior: a cold start (a zero context frame), given fully sampled (the
+        paper's protocol; slice 0 of ``kspace`` must be fully sampled; it is listed in
+        ``info["given_slices"]`` and excluded from metrics), reconstructed by the prior's
+        single-image twin (``twin``), or ``auto``: the twin when one is known, else cold.
+    twin : str or Prior, optional
+        The single-image prior for ``first_slice="twin"`` (default: ``prior.twin``, e.g.
+        ``default-unet`` for ``default``; the official ``normal_<name>`` file beside ``<name>``).
     temperature : float
         τ scaling the noise injected at each step.
     precision : {"fp32", "bf16", "tf32"}, optional
         Network precision: bf16 autocast (CUDA or CPU), TF32 matmuls (CUDA); the update maths
         stay fp32. Default: fp32 for a registry name, the prior's own for a loaded prior.
     batch_size : int, optional
-        Most images per network call for UNet priors (default: all slices × samples).
+        Most images per network call for single-image priors (default: all slices × samples).
+    support : bool
+        Keep the diffusion estimate at zero where the coil maps vanish (the data cannot
+        constrain it there).
+    pixel_size_mm : float or (float, float), optional
+        The scan's pixel size; compared with the prior's training pixel sizes.
+    noise : float, optional
+        Noise σ of the data per complex sample (``reconstruct_file`` measures it in the
+        readout-oversampled field of view, :func:`mrirecon.data.scan.oversampling_noise`);
+        default: estimated from the outer k-space (:func:`mrirecon.recon.classical.estimate_noise`,
+        an upper bound). Sets the classical methods' regularisation (discrepancy principle).
     return_samples : bool
         Also return the individual posterior samples.
     callback : callable, optional
         ``callback(slice_idx, step_idx, x0_hat)`` after each step's data consistency;
         ``x0_hat`` (n_samples, H, W) complex torch tensor on the device, input intensity scale.
     progress : bool
-        Rich progress bars (per slice, per step) on stderr.
+        A rich progress bar over every step of the volume, with ETA (stderr).
     checkpoint : path, optional
         Diffusion priors: an ``.h5`` file that keeps the finished slices (rewritten atomically
         after each one). If it exists, the run resumes after its last slice, with a result
         equal to an uninterrupted run; it must come from the same data, prior and settings
         (else an error names what differs). Deleted when the reconstruction completes.
-        ``info["resumed_slices"]`` counts the slices taken from it.
     lam, iters : float, int, optional
-        Regularisation weight and iterations of ``sense`` / ``l1-wavelet`` (their defaults if
-        None).
+        ``sense`` / ``l1-wavelet``: regularisation relative to ``max|Aᴴy|`` (default: the
+        discrepancy principle) and iterations.
 
     Returns
     -------
     ReconResult
-        ``image`` (S, H, W) complex, ``std`` (S, H, W) or None, ``samples`` or None, ``info``.
 
     Raises
     ------
@@ -377,188 +385,111 @@ def reconstruct(
         On bad input (one line naming the argument and what was expected).
     """
     t_start = time.perf_counter()
+    settings = ReconSettings(
+        steps=steps, n_samples=n_samples, seed=int(seed) if isinstance(seed, np.integer) else seed,
+        update=update, eta=eta, temperature=temperature, dc=dc, dc_steps=dc_steps, dc_step_size=dc_step_size,
+        scale=scale, normalize=normalize, attention=attention, first_slice=first_slice, precision=precision,
+        batch_size=batch_size, support=support, lam=lam, iters=iters,
+    )  # fmt: skip
+    require(callback is None or callable(callback), f"callback must be callable, got {type(callback).__name__}")
     like_numpy = isinstance(kspace, np.ndarray)
     out_device = kspace.device if isinstance(kspace, torch.Tensor) else torch.device("cpu")
-    k = _as_kspace(kspace)
-    S, C, H, W = k.shape
-    m = _as_mask(mask, (S, C, H, W))
-    n_samples = _positive_int(n_samples, "n_samples")
-    _positive_int(steps, "steps")
-    require(isinstance(seed, (int, np.integer)) and not isinstance(seed, bool), f"seed must be an integer, got {seed!r}")
-    _check_choice(update, ("reference", "ddim"), "update")
-    _check_choice(dc, DC_METHODS, "dc")
-    _check_choice(attention, ATTENTION_MODES, "attention")
-    _check_choice(first_slice, FIRST_SLICE, "first_slice")
-    _check_choice(normalize, NORMALIZE, "normalize")
-    if precision is not None:
-        _check_choice(precision, PRECISIONS, "precision")
-    require(
-        scale is None or (isinstance(scale, (int, float)) and np.isfinite(scale) and scale > 0),
-        f"scale must be None (automatic) or a number > 0, got {scale!r}",
-    )
-    require(callback is None or callable(callback), f"callback must be callable, got {type(callback).__name__}")
+    classical = isinstance(prior, str) and prior in CLASSICAL_METHODS
+    prior_obj = prior_name = None
+    load_s = 0.0
+    if classical:
+        from mrirecon.devices import resolve_device
 
-    y = k * m[:, None]
-    acceleration = float(H * W / m.sum(dim=(1, 2)).mean())
-    info: dict[str, Any] = {
-        "acceleration": acceleration,
-        "shape": [S, C, H, W],
-        "n_samples": n_samples,
-        "seed": int(seed),
-        "first_slice": first_slice,
-        "given_slices": [0] if first_slice == "given" else [],
-    }
-    given_full = None
-    if first_slice == "given":
-        unsampled = k[0] * (1 - m[0])
-        require(
-            bool((unsampled.abs() > 0).any()) or bool((m[0] == 1).all()),
-            "first_slice='given' needs slice 0 fully sampled in kspace, but it is zero wherever the mask is 0",
-        )
-        given_full = k[0]
-
-    timings: dict[str, float] = {}
-    classical_method = isinstance(prior, str) and prior in CLASSICAL_METHODS
-    if not classical_method:
-        prior_obj, prior_name = _diffusion_prior(prior, device, precision, timings)
-
-    tic = time.perf_counter()
-    maps, sens_label = _sensitivities(sens, y, m)
-    timings["sens"] = time.perf_counter() - tic
-    info["sens"] = sens_label
-
-    if classical_method:
-        return _classical(prior, y, m, maps, info, timings, t_start, like_numpy, out_device, lam, iters, device)
-
-    # -- diffusion prior ----------------------------------------------------------------------
-    from mrirecon.physics.operators import SenseOp
-
-    dev = torch.device(prior_obj.device)
-    user_cb = callback
-
-    def scaled_callback(s: int, i: int, x0: torch.Tensor) -> None:
-        user_cb(s, i, x0 / c[s])
-
-    sampler = make_sampler(
-        prior_obj,
-        steps=steps,
-        update=update,
-        eta=eta,
-        temperature=temperature,
-        dc_steps=dc_steps,
-        dc_step_size=dc_step_size,
-        dc=dc,
-        precision=precision,
-        attention=attention,
-        batch_size=batch_size,
-        progress=progress,
-        callback=scaled_callback if user_cb is not None else None,
-    )
-    maxsens = float((maps.abs() ** 2).sum(1).max())
-    require(
-        dc == "cg" or dc_step_size * maxsens < 2.0,  # CG picks its own steps
-        f"dc_step_size={dc_step_size} with sensitivities whose Σ|S|² reaches {maxsens:.3g} makes the "
-        f"data-consistency steps diverge (need dc_step_size · max Σ|S|² < 2)",
-    )
-    y_d, maps_d, m_d = y.to(dev), maps.to(dev), m.to(dev)
-    c = _intensity_factor(SenseOp, y_d, maps_d, m_d, scale, normalize)  # (S,)
-    given = None
-    if given_full is not None:
-        g = SenseOp(maps_d[0], torch.ones_like(m_d[0])).adjoint(given_full.to(dev))
-        c0 = (1.0 / g.abs().max()) if normalize == "slice" else c[0]
-        c = c.clone()
-        c[0] = c0
-        given = g * c0
-
-    data = VolumeData(kspace=y_d * c[:, None, None, None], maps=maps_d, mask=m_d, given=given)
-    resume = {}
-    ckpt = None
-    if checkpoint is not None:
-        from mrirecon.recon.resume import SliceCheckpoint, digest
-
-        settings = dict(
-            shape=[S, C, H, W], n_samples=n_samples, seed=int(seed), timesteps=[int(t) for t in sampler.schedule.timesteps],
-            update=update, eta=float(eta), temperature=float(temperature), dc=dc, dc_steps=int(dc_steps),
-            dc_step_size=float(dc_step_size), attention=attention, first_slice=first_slice, scale=scale,
-            normalize=normalize, precision=sampler.precision, device=dev.type, sens=sens_label, prior=prior_name,
-            batch_size=batch_size if prior_obj.kind == "unet" else None,  # UNet batches change the rounding
-        )  # fmt: skip
-        settings.update(
-            data=digest(y, m), maps=digest(maps), prior_weights=digest(*prior_obj.network.state_dict().values())
-        )
-        ckpt = SliceCheckpoint(checkpoint, settings)
-        done = ckpt.load()
-        resume = dict(done=done, on_slices=lambda out, stop: ckpt.save(out[:, :stop]))
-        info["resumed_slices"] = 0 if done is None else int(done.shape[1])
-        info["checkpoint"] = str(checkpoint)
-    tic = time.perf_counter()
-    with torch.inference_mode():
-        samples = sampler.sample_volume(data, n_samples=n_samples, seed=int(seed), **resume)
-    timings["sampling"] = time.perf_counter() - tic
-    if ckpt is not None:
-        ckpt.remove()
-    samples = samples / c[None, :, None, None]
-    mean = samples.mean(0)
-    std = samples.std(0, correction=1) if n_samples > 1 else None
-    if std is not None:
-        std = std.real if std.is_complex() else std
-    sampled = S - max(len(info["given_slices"]), info.get("resumed_slices", 0))  # slices sampled in this run
-    timings["per_slice"] = timings["sampling"] / max(sampled, 1)
-    timings["total"] = time.perf_counter() - t_start
-    info.update(
-        method=prior_obj.kind,
-        prior=prior_name,
-        steps=len(sampler.schedule),
-        update=update,
-        eta=float(eta) if update == "ddim" else None,
-        temperature=float(temperature),
-        dc_steps=int(dc_steps),
-        dc_step_size=float(dc_step_size),
-        dc=dc,
-        attention=attention if prior_obj.kind == "aid" else None,
-        seq_length=int(getattr(prior_obj, "seq_length", 0) or 0) or None,
-        precision=sampler.precision,
-        device=str(dev),
-        scale=scale,
-        normalize=normalize,
-        intensity_factor=[float(v) for v in c.cpu()],
-        network_grid=list(sampler.grid((H, W))),
-        padded=sampler.grid((H, W)) != (H, W),
-        network_evals=sampler.network_calls,
-        network_images=sampler.network_images,
-        timings=timings,
-    )
-    return ReconResult(
-        image=_to_output(mean, like_numpy, out_device),
-        std=_to_output(std, like_numpy, out_device),
-        samples=_to_output(samples, like_numpy, out_device) if return_samples else None,
-        info=info,
-        maps=_to_output(maps, like_numpy, out_device),
-    )
-
-
-def _diffusion_prior(prior, device, precision, timings) -> tuple[Any, str]:
-    """A registry name (loaded here) or a loaded prior (checked) -> (Prior, name for info)."""
-    if isinstance(prior, str):
-        from mrirecon.prior import load_prior
-
-        dev = device or "cpu"
-        _resolve(dev)
+        device = str(resolve_device(device or "auto"))
+    else:
+        settings.require_data_consistency()
         tic = time.perf_counter()
-        prior_obj = load_prior(prior, device=dev, precision=precision or "fp32")
-        timings["load_prior"] = time.perf_counter() - tic
-        return prior_obj, prior
+        prior_obj, prior_name = _diffusion_prior(prior, device, settings.precision)
+        load_s = time.perf_counter() - tic
+        device = str(prior_obj.device)
+    prep = _prepare(kspace, mask, sens, sens_options, settings, device)
+    prep.info.update(n_samples=settings.n_samples, seed=settings.seed)
+    if load_s:
+        prep.info["timings"]["load_prior"] = load_s
+    if classical:
+        image = _classical(prior, prep, settings, device, noise)
+        prep.info["timings"]["total"] = time.perf_counter() - t_start
+        return ReconResult(image=_out(image, like_numpy, out_device), info=prep.info, maps=_out(prep.maps, like_numpy, out_device))
+    _check_pixel_size(prior_obj, pixel_size_mm, prep.info)
+    samples = _sample(prior_obj, prior_name, prep, settings, twin, callback, progress, checkpoint)
+    return _summarise(samples, prep, settings, return_samples, like_numpy, out_device, t_start)
+
+
+def _out(x: torch.Tensor | None, like_numpy: bool, device: torch.device):
+    if x is None:
+        return None
+    return x.cpu().numpy() if like_numpy else x.to(device)
+
+
+def _classical(name: str, prep: _Prepared, settings: ReconSettings, device, noise) -> torch.Tensor:
+    """zero-filled / CG-SENSE / L1-wavelet (:mod:`mrirecon.recon.classical`) on the prepared data."""
+    from mrirecon.devices import resolve_device
+    from mrirecon.recon import classical
+
+    dev = resolve_device(device)
+    if name == "l1-wavelet":
+        dev = torch.device("cpu")  # the wavelet transform runs on the CPU
+    m = prep.mask[:, None].to(dev)
+    A = SenseOp(prep.maps.to(dev), m)
+    y = prep.y.to(dev)
+    tic = time.perf_counter()
+    info = prep.info
+    info.update(method=name, prior=None, given_slices=[])
+    if name == "zero-filled":
+        image = classical.zero_filled(A, y)
+    else:
+        sigma = None
+        if settings.lam is None:  # the discrepancy principle needs the noise level
+            sigma = float(noise) if noise is not None else classical.estimate_noise(y)
+            info["noise"] = sigma
+        peak = A.adjoint(y).abs().flatten(1).amax(1).clamp_min(1e-30)
+        if name == "sense":
+            iters = settings.iters or 50
+            if settings.lam is None:
+                image = classical.sense_cg(A, y, 0.0, iters, noise=sigma)
+                info["regularisation"] = "discrepancy (CG early stopping)"
+            else:
+                image = classical.sense_cg(A, y, settings.lam, iters)
+                info["lam"] = settings.lam
+        else:
+            iters = settings.iters or 100
+            if settings.lam is None:
+                lam_abs = classical.discrepancy_lambda(A, y, sigma)
+                info["regularisation"] = "discrepancy"
+            else:
+                lam_abs = settings.lam * peak
+            info["lam"] = [float(v) for v in (lam_abs / peak).cpu()]
+            image = classical.l1_wavelet(A, y, lam_abs, iters)
+        info["iters"] = iters
+    info["timings"]["recon"] = time.perf_counter() - tic
+    return image.to(torch.complex64).cpu()
+
+
+def _diffusion_prior(prior, device, precision) -> tuple[Any, str]:
+    """A registry name (loaded here) or a loaded prior (checked) -> (Prior, name for info)."""
+    from mrirecon.devices import resolve_device
+
+    if isinstance(prior, str):
+        from mrirecon.prior.registry import resolve_prior
+
+        p = resolve_prior(prior, device=str(resolve_device(device or "auto")))
+        return p.at_precision(precision or "fp32"), prior
     require(
-        hasattr(prior, "kind") and hasattr(prior, "schedule"),
+        hasattr(prior, "epsilon") and hasattr(prior, "schedule"),
         f"prior must be a registry name, a load_prior() result or one of {CLASSICAL_METHODS}, "
         f"got {type(prior).__name__}",
     )
-    if device is not None:
+    if device is not None and device != "auto":
         require(
-            _same_device(_resolve(device), torch.device(prior.device)),
+            _same_device(resolve_device(device), torch.device(prior.device)),
             f"device={device!r} but the given prior is on {prior.device}; load it on that device or omit device",
         )
-    return prior, getattr(prior.config, "name", None) or prior.kind
+    return prior, getattr(prior.config, "name", None) or ("aid" if prior.sequential else "unet")
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:
@@ -571,54 +502,167 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
     return (current if a.index is None else a.index) == (current if b.index is None else b.index)
 
 
-def _resolve(device: str) -> torch.device:
-    from mrirecon.distributed import resolve_device
-
-    require(isinstance(device, (str, torch.device)), f"device must be a string like 'cpu' or 'cuda', got {device!r}")
-    return resolve_device(str(device))
+# --------------------------------------------------------------------------------------------
+# stages 2 and 3: intensity and sampling
 
 
-def _classical(name, y, m, maps, info, timings, t_start, like_numpy, out_device, lam, iters, device) -> ReconResult:
-    """zero-filled / SENSE-CG / L1-wavelet through :mod:`mrirecon.recon.classical`."""
-    from mrirecon.recon import classical
+def _first_slice(prior, settings: ReconSettings, twin) -> tuple[str, Any]:
+    """The effective first-slice mode and the twin prior to run (or None)."""
+    mode = settings.first_slice
+    if not prior.sequential:
+        return ("given" if mode == "given" else "independent"), None
+    spec = twin if twin is not None else prior.twin
+    if mode == "auto":
+        mode = "twin" if spec is not None else "cold"
+    if mode != "twin":
+        return mode, None
+    require(spec is not None, "first_slice='twin' needs the prior's single-image twin: pass twin=... (a UNet prior)")
+    if isinstance(spec, str):
+        from mrirecon.prior.registry import resolve_prior
 
-    kwargs = {}
-    if name != "zero-filled":
-        if lam is not None:
-            kwargs["lam"] = float(lam)
-        if iters is not None:
-            kwargs["iters"] = _positive_int(iters, "iters")
-    fn = {"zero-filled": classical.zero_filled, "sense": classical.sense_cg, "l1-wavelet": classical.l1_wavelet}[name]
-    if name != "l1-wavelet" and device is not None:  # SigPy's L1-wavelet runs on the CPU
-        kwargs["device"] = str(_resolve(device))
+        spec = resolve_prior(spec, device=str(prior.device))
+    require(
+        hasattr(spec, "sequential") and not spec.sequential,
+        "twin must be a single-image (UNet) prior",
+    )
+    return "twin", spec
+
+
+def _sample(prior, prior_name, prep: _Prepared, settings: ReconSettings, twin, callback, progress, checkpoint):
+    from mrirecon.physics.coils import map_support
+    from mrirecon.recon.intensity import intensity_factor
+    from mrirecon.recon.sampler import PosteriorSampler
+
+    info, timings = prep.info, prep.info["timings"]
+    S, C, H, W = prep.y.shape
+    dev = torch.device(prior.device)
+    mode, twin_prior = _first_slice(prior, settings, twin)
+    maxsens = float((prep.maps.abs() ** 2).sum(1).max())
+    require(
+        settings.dc == "cg" or settings.dc_step_size * maxsens < 2.0,  # CG picks its own steps
+        f"dc_step_size={settings.dc_step_size} with sensitivities whose Σ|S|² reaches {maxsens:.3g} makes the "
+        f"data-consistency steps diverge (need dc_step_size · max Σ|S|² < 2)",
+    )
+    y, maps, m = prep.y.to(dev), prep.maps.to(dev), prep.mask.to(dev)
+    op = SenseOp(maps, m[:, None])
+    c = intensity_factor(op, y, m, settings.scale, settings.normalize)  # (S,)
+    given = None
+    if prep.given is not None:
+        g = SenseOp(maps[0], torch.ones_like(m[0])).adjoint(prep.given.to(dev))
+        c = c.clone()
+        c[0] = (1.0 / g.abs().max()) if settings.normalize == "slice" else c[0]
+        given = g * c[0]
+    support = map_support(maps) if settings.support else None
+    info["support_fraction"] = None if support is None else float(support.float().mean())
+    if support is not None and bool(support.all()):
+        support = None  # maps cover the field of view: nothing to keep at zero
+
+    def scaled(s: int, i: int, x0: torch.Tensor) -> None:
+        callback(s, i, x0 / c[s])
+
+    common = dict(
+        steps=settings.steps, update=settings.update, eta=settings.eta, temperature=settings.temperature,
+        dc_steps=settings.dc_steps, dc_step_size=settings.dc_step_size, dc=settings.dc,
+        precision=settings.precision, progress=progress, callback=scaled if callback is not None else None,
+    )  # fmt: skip
+    sampler = PosteriorSampler(prior, attention=settings.attention, batch_size=settings.batch_size, **common)
+    yc = y * c[:, None, None, None]
+    resume, ckpt = {}, None
+    if checkpoint is not None:
+        ckpt, done = _open_checkpoint(checkpoint, prep, settings, sampler, prior, prior_name, twin_prior, mode)
+        resume = dict(done=done, on_slices=lambda out, stop: ckpt.save(out[:, :stop]))
+        info["resumed_slices"] = 0 if done is None else int(done.shape[1])
+        info["checkpoint"] = str(checkpoint)
     tic = time.perf_counter()
-    mask_arg = m.numpy() if m.shape[0] > 1 else m[0].numpy()
-    image = fn(y.numpy(), mask_arg, maps.numpy(), **kwargs)
-    timings["recon"] = time.perf_counter() - tic
-    timings["total"] = time.perf_counter() - t_start
-    image = torch.as_tensor(np.asarray(image)).to(torch.complex64)
-    info.update(method=name, prior=None, timings=timings, **{k: v for k, v in kwargs.items() if k != "device"})
+    with torch.inference_mode():
+        if twin_prior is not None and resume.get("done") is None:
+            # slice 0 by the single-image twin; the AID chain continues from it (its samples' windows)
+            first = PosteriorSampler(twin_prior.at_precision(settings.precision) if settings.precision else twin_prior, **common)
+            resume["done"] = first.sample_volume(op.select(slice(0, 1)), yc[:1], settings.n_samples, settings.seed,
+                                                 support=None if support is None else support[:1])  # fmt: skip
+            if ckpt is not None:
+                ckpt.save(resume["done"])
+        samples = sampler.sample_volume(op, yc, settings.n_samples, settings.seed, given=given, support=support, **resume)
+    timings["sampling"] = time.perf_counter() - tic
+    if ckpt is not None:
+        ckpt.remove()
+    info.update(
+        method="aid" if prior.sequential else "unet",
+        prior=prior_name,
+        first_slice=mode,
+        given_slices=[0] if given is not None else [],
+        twin=getattr(getattr(twin_prior, "config", None), "name", None) if twin_prior is not None else None,
+        steps=len(sampler.schedule),
+        update=settings.update,
+        eta=float(settings.eta) if settings.update == "ddim" else None,
+        temperature=float(settings.temperature),
+        dc_steps=int(settings.dc_steps),
+        dc_step_size=float(settings.dc_step_size),
+        dc=settings.dc,
+        attention=settings.attention if prior.sequential else None,
+        seq_length=sampler.seq_length,
+        precision=sampler.precision,
+        device=str(dev),
+        scale=settings.scale,
+        normalize=settings.normalize,
+        intensity_factor=[float(v) for v in c.cpu()],
+        network_grid=list(sampler.grid((H, W))),
+        padded=sampler.grid((H, W)) != (H, W),
+        network_evals=sampler.network_calls,
+        network_images=sampler.network_images,
+    )
+    sampled = S - max(len(info["given_slices"]), info.get("resumed_slices", 0))
+    timings["per_slice"] = timings["sampling"] / max(sampled, 1)
+    return samples / c[None, :, None, None]
+
+
+def _open_checkpoint(path, prep: _Prepared, settings, sampler, prior, prior_name, twin_prior, mode):
+    from mrirecon.recon.resume import SliceCheckpoint, digest
+
+    fingerprint = settings.fingerprint()
+    fingerprint.update(
+        shape=list(prep.y.shape), timesteps=[int(t) for t in sampler.schedule.timesteps], first_slice=mode,
+        precision=sampler.precision, device=sampler.device.type, sens=prep.info["sens"].get("method"), prior=prior_name,
+        batch_size=settings.batch_size if not prior.sequential else None,  # UNet batches change the rounding
+        data=digest(prep.y, prep.mask), maps=digest(prep.maps),
+        prior_weights=digest(*prior.network.state_dict().values()),
+        twin_weights=None if twin_prior is None else digest(*twin_prior.network.state_dict().values()),
+    )  # fmt: skip
+    ckpt = SliceCheckpoint(path, fingerprint)
+    return ckpt, ckpt.load()
+
+
+# --------------------------------------------------------------------------------------------
+# stage 4: summarise
+
+
+def _summarise(samples, prep: _Prepared, settings, return_samples, like_numpy, out_device, t_start) -> ReconResult:
+    mean = samples.mean(0)
+    std = None
+    if settings.n_samples > 1:
+        std = samples.std(0, correction=1)
+        std = (std.real if std.is_complex() else std).float()
+    prep.info["timings"]["total"] = time.perf_counter() - t_start
     return ReconResult(
-        image=_to_output(image, like_numpy, out_device),
-        info=info,
-        maps=_to_output(maps, like_numpy, out_device),
+        image=_out(mean, like_numpy, out_device),
+        std=_out(std, like_numpy, out_device),
+        samples=_out(samples, like_numpy, out_device) if return_samples else None,
+        info=prep.info,
+        maps=_out(prep.maps, like_numpy, out_device),
     )
 
 
-def reconstruct_file(
-    path: str | os.PathLike,
-    mask=None,
-    *,
-    slices=None,
-    **kwargs,
-) -> ReconResult:
+# --------------------------------------------------------------------------------------------
+# files
+
+
+def reconstruct_file(path: str | os.PathLike, mask=None, *, slices=None, **kwargs) -> ReconResult:
     """Reconstruct a fastMRI HDF5 scan (multi-coil or single-coil).
 
-    The readout oversampling is removed first, in the image domain: every coil image is
-    centre-cropped to the header's reconstruction size along the readout (640 -> 320 for
-    brain), then transformed back; the phase-encode axis keeps its size (cropping it would
-    change the sampling pattern), so compare with the reference after a centre crop to its
-    width (as fastMRI's evaluation does).
+    The file is read through :func:`mrirecon.data.prepare_scan`: readout oversampling removed
+    (the header's reconstruction size, 640 -> 320 for brain), the phase-encode axis kept
+    (compare with the reference after a centre crop to its size, as fastMRI's evaluation does),
+    the scan's pixel size and noise level taken from the file.
 
     Parameters
     ----------
@@ -627,10 +671,10 @@ def reconstruct_file(
     mask : array or Mask, optional
         Retrospective mask for the *cropped* k-space (S, C, H_crop, W) (line masks (W,) or
         (H, W) with identical rows also fit the uncropped readout). Default: the file's own
-        ``mask`` dataset (fastMRI test/challenge files, already undersampled).
-    slices : int, sequence of int or slice, optional
-        Slices to reconstruct (all by default); slice 0 of the selection is "slice 0" for
-        ``first_slice``.
+        sampling (fastMRI test/challenge files and other undersampled data).
+    slices : list of int, str or None
+        Slices to reconstruct (all by default; a ``--slices`` spec such as ``"center:4"``);
+        slice 0 of the selection is "slice 0" for ``first_slice``.
     **kwargs
         Passed to :func:`reconstruct`.
 
@@ -640,34 +684,28 @@ def reconstruct_file(
         As :func:`reconstruct` (numpy arrays), with ``reference`` (S, H_r, W_r) float32 when the
         file has one and ``info["file"]``, ``info["slices"]``.
     """
-    from mrirecon.data.fastmri import open_scan
+    from mrirecon.data.scan import prepare_scan
 
-    scan = open_scan(path)
-    with scan:
-        kspace = scan.load_kspace(slices)
-        reference = scan.load_reference(slices)
-        h_crop = scan.recon_size[0]
-    n = scan.num_slices
-    if slices is None or isinstance(slices, slice):
-        indices = list(range(n))[slices or slice(None)]
-    else:
-        indices = [int(i) % n for i in np.atleast_1d(slices)]
-    S, C, H, W = kspace.shape
-    if h_crop < H:
-        kspace = fft2c(center_crop(ifft2c(kspace), (h_crop, W))).astype(np.complex64)
+    scan = prepare_scan(path, slices)
     if mask is None:
         require(
-            scan.mask is not None,
-            f"{path}: no mask given and the file has no 'mask' dataset; pass mask= (e.g. mrirecon.make_mask(...))",
+            scan.acquired_mask is not None,
+            f"{path}: the file is fully sampled and no mask was given; pass mask= (e.g. mrirecon.make_mask(...))",
         )
-        mask = scan.mask
+        mask = scan.acquired_mask
     else:
-        mask = _fit_line_mask(mask, (kspace.shape[-2], W), path)
-    result = reconstruct(kspace, mask, **kwargs)
-    result.reference = reference
-    result.info["file"] = str(Path(path))
-    result.info["slices"] = indices
-    result.info["readout_crop"] = [H, int(kspace.shape[-2])]
+        if scan.acquired_mask is not None:
+            raise MrireconError(
+                f"{path} is already undersampled ({int(scan.acquired_mask.sum())}/{scan.shape[1]} lines); "
+                "reconstruct it as acquired (mask=None)"
+            )
+        mask = _fit_line_mask(mask, scan.shape, path)
+    kwargs.setdefault("pixel_size_mm", scan.pixel_size_mm)
+    kwargs.setdefault("noise", scan.noise_std)
+    result = reconstruct(scan.kspace, mask, **kwargs)
+    result.reference = scan.reference
+    result.info.update(file=str(Path(path)), slices=scan.slices, readout_crop=list(scan.readout),
+                       reference_max=scan.reference_max)  # fmt: skip
     return result
 
 

@@ -24,8 +24,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mrirecon.errors import require
-from mrirecon.recon.sampler import ATTENTION_MODES, _Progress, slice_seed
+from mrirecon.errors import positive_int, require
+from mrirecon.prior.api import ATTENTION_MODES
+from mrirecon.prior.context import SliceWindow
+from mrirecon.progress import StepProgress
+from mrirecon.recon.sampler import grid_for, slice_generator
 from mrirecon.recon.steps import DDIMUpdate, StepSchedule, predict_x0
 
 __all__ = ["generate_sequence"]
@@ -85,14 +88,8 @@ def generate_sequence(
     frames : (n_frames, C, H, W) float32
         numpy when ``warm_start`` is numpy, else a torch tensor on the CPU.
     """
-    from mrirecon.recon.sampler import network_multiple, with_precision
-
-    kind = getattr(prior, "kind", None)
-    require(kind in ("aid", "unet"), f"prior must be a loaded AID or UNet prior, got {type(prior).__name__}")
-    require(
-        isinstance(n_frames, (int, np.integer)) and not isinstance(n_frames, bool) and n_frames >= 1,
-        f"n_frames must be an integer >= 1, got {n_frames!r}",
-    )
+    require(hasattr(prior, "epsilon"), f"prior must be a loaded AID or UNet prior, got {type(prior).__name__}")
+    n_frames = positive_int(n_frames, "n_frames")
     require(attention in ATTENTION_MODES, f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
     dev = torch.device(prior.device)
     if device is not None:
@@ -117,59 +114,41 @@ def generate_sequence(
     else:
         size = prior.image_size if image_size is None else image_size
         H, W = (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
-    mult = network_multiple(prior)
+    mult = int(prior.config.downsampling)
     require(
-        H % mult == 0 and W % mult == 0 and H > 0 and W > 0,
+        grid_for((H, W), mult) == (H, W) and H > 0 and W > 0,
         f"frame size ({H}, {W}) must be a positive multiple of the network's downsampling factor {mult}",
     )
 
     table = np.asarray(prior.schedule.alphas_cumprod, dtype=np.float64)
     sched = StepSchedule.from_alphas_cumprod(table, prior.schedule.respace(steps))
     rule = DDIMUpdate(eta, temperature)
-    prior = with_precision(prior, precision)
-
-    T = int(getattr(prior, "seq_length", 1) or 1)
-    window = torch.zeros((1, T, C, H, W), device=dev)
-    count = 0
-
-    def push(frame: torch.Tensor) -> None:
-        nonlocal window, count
-        if count < T:
-            window[:, count] = frame
-            count += 1
-        else:
-            window = torch.cat((window[:, 1:], frame[None, None]), dim=1)
-
-    if frames0 is not None and kind == "aid":
-        for f in frames0[-T:]:
-            push(f)
+    prior = prior if precision is None else prior.at_precision(precision)
+    window = SliceWindow(1, int(prior.seq_length), (C, H, W), dev) if prior.sequential else None
+    if frames0 is not None and window is not None:
+        for f in frames0[-window.length :]:
+            window.push(f)
 
     out = torch.empty((n_frames, C, H, W), dtype=torch.float32, device=dev)
-    with torch.inference_mode(), _Progress(progress, n_frames, len(sched), f"generate ({kind})") as bar:
+    label = f"generate ({'AID' if prior.sequential else 'UNet'})"
+    with torch.inference_mode(), StepProgress(progress, n_frames * len(sched), label) as bar:
         for n in range(n_frames):
-            bar.start_slice(f"frame {n}")
-            g = torch.Generator(device=dev)
-            g.manual_seed(slice_seed(seed, n))
+            bar.describe(f"frame {n + 1}/{n_frames}")
+            g = slice_generator(seed, n, dev)
             x = torch.randn((1, C, H, W), generator=g, device=dev)
-            position = max(count - 1, 0)
             for i in range(len(sched)):
                 a, an = float(sched.abar[i]), float(sched.abar_next[i])
                 t = torch.full((1,), int(sched.timesteps[i]), dtype=torch.long, device=dev)
-                if kind == "aid":
-                    raw = prior.predict_next(window, x[:, None], t, position, attention=attention)[:, 0]
-                else:
-                    raw = prior.predict(x, t)
-                eps = raw[:, :C].float()
+                eps = prior.epsilon(x, t, window, attention=attention).float()
                 x0 = predict_x0(x, eps, a)
                 if clip:
                     x0 = x0.clamp(-1.0, 1.0)
                     eps = (x - a**0.5 * x0) / (1.0 - a) ** 0.5
                 noise = torch.randn(x.shape, generator=g, device=dev) if rule.needs_noise(a, an) else None
                 x = rule(x, eps, x0, a, an, noise)
-                bar.step()
+                bar.advance()
             out[n] = x[0]
-            if kind == "aid":
-                push(x[0])
-            bar.end_slices()
+            if window is not None:
+                window.push(x[0])
     out = out.cpu()
     return out.numpy() if like_numpy else out

@@ -1,0 +1,100 @@
+"""The settings of one reconstruction: validated once, frozen, and the resume fingerprint.
+
+:class:`ReconSettings` holds every option of :func:`mrirecon.recon.reconstruct` that changes
+the numbers. It is built (and checked, one line per bad value) before any work starts; the
+checkpoint of an interrupted diffusion reconstruction stores :meth:`ReconSettings.fingerprint`
+together with digests of the data, maps and weights, and a resume with other settings is
+refused naming the fields that differ.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from mrirecon.errors import check_choice, nonnegative_int, positive_int, positive_number, require
+from mrirecon.prior.api import ATTENTION_MODES, PRECISIONS
+from mrirecon.recon.steps import DC_METHODS
+
+__all__ = ["FIRST_SLICE", "NORMALIZE", "UPDATES", "ReconSettings"]
+
+#: How slice 0 of a sequential prior is reconstructed: a cold start (a zero context frame), given
+#: fully sampled (the paper's protocol; excluded from metrics), by the prior's single-image twin,
+#: or ``auto`` (the twin when one is known, else cold).
+FIRST_SLICE = ("auto", "cold", "given", "twin")
+NORMALIZE = ("volume", "slice")
+UPDATES = ("reference", "ddim")
+
+
+@dataclass(frozen=True)
+class ReconSettings:
+    """Options of a reconstruction (see :func:`mrirecon.recon.reconstruct` for their meaning)."""
+
+    steps: int = 100
+    n_samples: int = 1
+    seed: int = 0
+    update: str = "reference"
+    eta: float = 0.0
+    temperature: float = 1.0
+    dc: str = "cg"
+    dc_steps: int = 8
+    dc_step_size: float = 1.0
+    scale: float | None = None
+    normalize: str = "volume"
+    attention: str = "reference"
+    first_slice: str = "auto"
+    precision: str | None = None
+    batch_size: int | None = None
+    support: bool = True
+    lam: float | None = None
+    iters: int | None = None
+
+    def __post_init__(self) -> None:
+        positive_int(self.steps, "steps")
+        positive_int(self.n_samples, "n_samples")
+        require(
+            isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0,
+            f"seed must be an integer >= 0, got {self.seed!r}",
+        )
+        check_choice(self.update, UPDATES, "update")
+        require(
+            isinstance(self.eta, (int, float)) and not isinstance(self.eta, bool) and 0 <= self.eta <= 1,
+            f"eta must be a number in [0, 1], got {self.eta!r}",
+        )
+        require(
+            isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature) and self.temperature >= 0,
+            f"temperature must be a finite number >= 0, got {self.temperature!r}",
+        )
+        check_choice(self.dc, DC_METHODS, "dc")
+        nonnegative_int(self.dc_steps, "dc_steps")
+        positive_number(self.dc_step_size, "dc_step_size")
+        require(
+            self.scale is None or (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0),
+            f"scale must be None (automatic) or a number > 0, got {self.scale!r}",
+        )
+        check_choice(self.normalize, NORMALIZE, "normalize")
+        check_choice(self.attention, ATTENTION_MODES, "attention")
+        check_choice(self.first_slice, FIRST_SLICE, "first_slice")
+        if self.precision is not None:
+            check_choice(self.precision, PRECISIONS, "precision")
+        if self.batch_size is not None:
+            positive_int(self.batch_size, "batch_size")
+        require(isinstance(self.support, bool), f"support must be True or False, got {self.support!r}")
+        if self.lam is not None:
+            positive_number(self.lam, "lam")
+        if self.iters is not None:
+            positive_int(self.iters, "iters")
+
+    def require_data_consistency(self) -> None:
+        """Diffusion priors must see the data: ``dc_steps >= 1``."""
+        require(
+            self.dc_steps >= 1,
+            "dc_steps=0 ignores the measured data (the result would be a sample of the prior alone); "
+            "use dc_steps >= 1 (default 8), or `mrirecon sample` to generate from the prior",
+        )
+
+    def fingerprint(self) -> dict:
+        """JSON-ready fields that change a diffusion reconstruction's numbers."""
+        d = asdict(self)
+        d.pop("lam"), d.pop("iters")  # classical methods only
+        return d
