@@ -190,7 +190,7 @@ FIRST_SLICE_OPTION = typer.Option(
     help="Slice 0 of an AID prior: auto (the UNet twin when known, else cold), twin, cold, or given (fully sampled).",
 )  # fmt: skip
 LAM_OPTION = typer.Option(
-    None, "--lam", help="sense / l1-wavelet regularisation (relative; default: the discrepancy principle)."
+    None, "--lam", help="sense: Tikhonov weight (default 2e-3); l1-wavelet: weight relative to max|A^H y| (default 3e-4)."
 )
 ITERS_OPTION = typer.Option(None, "--iters", help="sense / l1-wavelet iterations (default 50 / 100).")
 

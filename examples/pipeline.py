@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
 
     # 1. The data, prepared as every command prepares it: readout oversampling removed, the
-    #    reference, the header's pixel size, the noise level of the oversampled field of view.
+    #    reference, the whole reference volume's max, the header's pixel size.
     path = args.input
     if path is None:
         from mrirecon.assets import sample_scan_path
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     # 3. Reconstructions. The first call estimates coil maps from the mask's calibration
     #    lines; the others reuse them so every method sees the same coil model.
-    common = dict(pixel_size_mm=scan.pixel_size_mm, noise=scan.noise_std, device=args.device)
+    common = dict(pixel_size_mm=scan.pixel_size_mm, device=args.device)
     zf = reconstruct(scan.kspace, mask, "zero-filled", sens=args.sens, **common)
     print(f"coil maps: {zf.info['sens']['method']} ({zf.info['sens']['note']})")
     l1 = reconstruct(scan.kspace, mask, "l1-wavelet", sens=zf.maps, **common)

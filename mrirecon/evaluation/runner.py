@@ -345,7 +345,7 @@ class _Runner:
         base = dict(sens=maps, seed=self.config.seed, device=str(self.device), pixel_size_mm=scan.pixel_size_mm)
         if item.method in CLASSICAL:
             res = reconstruct(scan.kspace, mask, item.method, progress=False, **base)
-            note = f"lam {res.info['regularisation']}" if "regularisation" in res.info else ""
+            note = f"lam {res.info['lam']:g}" if "lam" in res.info else ""
             return res.image, res.info, note
         if item.method in TUNED:
             return self._sweep(scan, mask, item, base)

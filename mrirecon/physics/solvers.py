@@ -27,7 +27,6 @@ def conjugate_gradient(
     x0: torch.Tensor | None = None,
     iters: int = 10,
     tol: float = 0.0,
-    stop: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Solve ``apply(x) = b`` for Hermitian PSD ``apply``, each image of the batch separately.
 
@@ -44,9 +43,6 @@ def conjugate_gradient(
         Maximum iterations (0 returns the start).
     tol : float
         Stop once every image's residual satisfies ``‖r‖ ≤ tol·‖b‖`` (0: run all ``iters``).
-    stop : callable, optional
-        ``stop(x) -> bool (..., 1, 1)``, checked after every iteration: an image for which it
-        holds keeps its current iterate (early stopping, e.g. the discrepancy principle).
     """
     require(int(iters) == iters and iters >= 0, f"iters must be an integer >= 0, got {iters!r}")
     require(tol >= 0, f"tol must be >= 0, got {tol!r}")
@@ -54,22 +50,17 @@ def conjugate_gradient(
     r = b - apply(x) if x0 is not None else b.clone()
     p = r.clone()
     rr = _dot(r, r)
-    small = (tol**2) * _dot(b, b)
-    frozen = torch.zeros_like(rr, dtype=torch.bool) if stop is None else stop(x)
+    stop = (tol**2) * _dot(b, b)
     for _ in range(int(iters)):
-        if tol > 0 and bool(((rr <= small) | frozen).all()):
-            break
-        if stop is not None and bool(frozen.all()):
+        if tol > 0 and bool((rr <= stop).all()):
             break
         ap = apply(p)
         pap = _dot(p, ap)
-        alpha = torch.where((pap > 0) & ~frozen, rr / torch.where(pap > 0, pap, 1), 0)  # converged images stop moving
+        alpha = torch.where(pap > 0, rr / torch.where(pap > 0, pap, 1), 0)  # converged images stop moving
         x = x + alpha * p
         r = r - alpha * ap
         rr_new = _dot(r, r)
         beta = torch.where(rr > 0, rr_new / torch.where(rr > 0, rr, 1), 0)
         p = r + beta * p
         rr = rr_new
-        if stop is not None:
-            frozen = frozen | stop(x)
     return x
