@@ -60,6 +60,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 1 on CPU, 3 on CUDA)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--matmul-peak", action="store_true",
+                   help="also measure the device's bf16 matmul rate (8192³ on CUDA, 1024³ on CPU): the peak to compare with")
+    p.add_argument("--compile", action="store_true", help="add rows with torch.compile(network) (CUDA)")
     p.add_argument("--out", type=Path, default=Path("bench_prior.json"), help="JSON results file")
     return p.parse_args()
 
@@ -116,6 +119,15 @@ def measure(call, device: torch.device, warmup: int, repeats: int, n_flops: int)
     }  # fmt: skip
 
 
+def matmul_peak(device: torch.device) -> dict:
+    """TFLOP/s of a large bf16 matrix product on ``device`` (median of 10 after 3 warm-ups)."""
+    n = 8192 if device.type == "cuda" else 1024
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    times = time_call(lambda: a @ b, device, 3, 10)
+    return {"device": str(device), "n": n, "tflop_per_s": 2 * n**3 / statistics.median(times) / 1e12}
+
+
 def main() -> None:
     args = parse_args()
     console = Console(width=None if Console().is_terminal else 132)  # full table in logs too
@@ -134,11 +146,15 @@ def main() -> None:
 
     flops = {(m, a): count_flops(m, size, a) for m in models for a in (modes if m == "aid" else ["-"])}
     rows = []
+    peaks = {}
     for device_name in devices:
         device = torch.device(device_name)
         if device.type == "cuda" and not torch.cuda.is_available():
             console.print("[yellow]CUDA not available: skipping cuda rows[/]")
             continue
+        if args.matmul_peak:
+            peaks[str(device)] = matmul_peak(device)
+            console.log(f"bf16 matmul on {device}: {peaks[str(device)]['tflop_per_s']:.1f} TFLOP/s")
         repeats = args.repeats or (20 if device.type == "cuda" else 3)
         warmup = args.warmup if args.warmup is not None else (3 if device.type == "cuda" else 1)
         for model in models:
@@ -152,23 +168,35 @@ def main() -> None:
                 for channels_last in layouts:
                     prior = Prior(net, device=device, precision=precision, channels_last=channels_last)
                     w, x = window.to(device), noisy.to(device)
-                    for mode in modes if model == "aid" else ["-"]:
-                        call = functools.partial(one_call, prior, mode, w, x, t)
-                        rows.append(measure(call, device, warmup, repeats, flops[(model, mode)]))
-                        rows[-1].update(model=model, precision=precision, channels_last=prior.channels_last)
-                        rows[-1].update(attention=mode, size=size)
-                        ms = rows[-1]["median_ms"]
-                        console.log(f"{model} {device} {precision} cl={prior.channels_last} {mode}: {ms:.1f} ms")
+                    variants = [False] + ([True] if args.compile and device.type == "cuda" else [])
+                    for compiled in variants:
+                        if compiled:
+                            prior.network = torch.compile(prior.network)
+                        for mode in modes if model == "aid" else ["-"]:
+                            call = functools.partial(one_call, prior, mode, w, x, t)
+                            rows.append(measure(call, device, warmup + 2 * compiled, repeats, flops[(model, mode)]))
+                            rows[-1].update(model=model, precision=precision, channels_last=prior.channels_last)
+                            rows[-1].update(attention=mode, size=size, compiled=compiled)
+                            peak = peaks.get(str(device))
+                            if peak:
+                                rows[-1]["fraction_of_bf16_peak"] = rows[-1]["gflop_per_s"] / 1e3 / peak["tflop_per_s"]
+                            ms = rows[-1]["median_ms"]
+                            console.log(f"{model} {device} {precision} cl={prior.channels_last} {mode} "
+                                        f"compiled={compiled}: {ms:.1f} ms")  # fmt: skip
+                        if compiled:
+                            prior.network = prior.network._orig_mod
             del net
 
     table = Table(title=f"Prior inference, official 320-architecture, input {size}×{size}, batch 1")
-    for col in ("model", "device", "precision", "ch-last", "attention", "GFLOP", "median ms", "GFLOP/s", "peak GiB"):
-        table.add_column(col, justify="right" if col in ("GFLOP", "median ms", "GFLOP/s", "peak GiB") else "left")
+    numeric = ("GFLOP", "median ms", "GFLOP/s", "% bf16 peak", "peak GiB")
+    for col in ("model", "device", "precision", "ch-last", "compiled", "attention") + numeric:
+        table.add_column(col, justify="right" if col in numeric else "left")
     for r in rows:
+        frac = r.get("fraction_of_bf16_peak")
         table.add_row(
-            r["model"], r["device"], r["precision"], "yes" if r["channels_last"] else "no", r["attention"],
-            f"{r['gflop']:.1f}", f"{r['median_ms']:.1f}", f"{r['gflop_per_s']:.0f}",
-            "-" if r["peak_mem_gb"] is None else f"{r['peak_mem_gb']:.2f}",
+            r["model"], r["device"], r["precision"], "yes" if r["channels_last"] else "no", "yes" if r["compiled"] else "no",
+            r["attention"], f"{r['gflop']:.1f}", f"{r['median_ms']:.1f}", f"{r['gflop_per_s']:.0f}",
+            "-" if frac is None else f"{100 * frac:.1f}", "-" if r["peak_mem_gb"] is None else f"{r['peak_mem_gb']:.2f}",
         )  # fmt: skip
     console.print(table)
     meta = {
@@ -177,7 +205,7 @@ def main() -> None:
         "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
     }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"meta": meta, "matmul_peak": peaks, "rows": rows}, indent=2) + "\n")
     console.print(f"results written to {args.out}")
 
 

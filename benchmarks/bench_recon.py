@@ -92,11 +92,12 @@ def sync(device: str) -> None:
 VARIANTS = (("reference", "gradient", 4), ("ddim", "gradient", 4), ("reference", "cg", 8))
 
 
-def bench_mrirecon(prior, kspace, maps, mask, steps: int, variant, precision: str, device: str) -> dict:
+def bench_mrirecon(prior, kspace, maps, mask, steps: int, variant, precision: str, device: str, samples: int = 1) -> dict:
     from mrirecon.recon import reconstruct
 
     update, dc, dc_steps = variant
-    kw = dict(prior=prior, update=update, dc=dc, dc_steps=dc_steps, precision=precision, progress=False, seed=0)
+    kw = dict(prior=prior, update=update, dc=dc, dc_steps=dc_steps, precision=precision, progress=False, seed=0,
+              first_slice="cold", n_samples=samples)  # fmt: skip
     k = torch.from_numpy(kspace).to(device)
     reconstruct(k[:1], mask, sens=maps[:1], steps=1, **kw)  # warm-up (kernels, allocator)
     sync(device)
@@ -105,9 +106,11 @@ def bench_mrirecon(prior, kspace, maps, mask, steps: int, variant, precision: st
     sync(device)
     seconds = time.perf_counter() - tic
     return {
-        "seconds_per_slice": seconds / kspace.shape[0],
+        "seconds_per_slice": seconds / kspace.shape[0],  # all samples of a slice together
+        "slice_samples_per_s": kspace.shape[0] * samples / seconds,
         "network_evals_per_s": res.info["network_evals"] / res.info["timings"]["sampling"],
         "network_evals": res.info["network_evals"],
+        "samples": samples,
     }
 
 
@@ -167,7 +170,8 @@ def bench_baseline(prior, kspace, maps, mask, steps: int, device: str) -> dict:
     _, calls = reference_loop(prior, kspace, maps, mask, steps)
     sync(device)
     seconds = time.perf_counter() - tic
-    return {"seconds_per_slice": seconds / kspace.shape[0], "network_evals_per_s": calls / seconds, "network_evals": calls}
+    return {"seconds_per_slice": seconds / kspace.shape[0], "slice_samples_per_s": kspace.shape[0] / seconds,
+            "network_evals_per_s": calls / seconds, "network_evals": calls, "samples": 1}  # fmt: skip
 
 
 def run_model(name, prior, origin, args, device, rows) -> None:
@@ -180,14 +184,20 @@ def run_model(name, prior, origin, args, device, rows) -> None:
     base = bench_baseline(prior, kspace, maps, mask, args.steps, device)
     rows.append(dict(model=name, origin=origin, device=device, impl="reference loop (numpy)", update="reference",
                      dc="gradient x4", precision="fp32", size=size, **base))
-    precisions = ["fp32", "bf16"]
+    precisions = ["fp32"] if args.quick else ["fp32", "bf16"]
     for precision in precisions:
-        for variant in VARIANTS:
+        for variant in VARIANTS[-1:] if args.quick else VARIANTS:
             r = bench_mrirecon(prior, kspace, maps, mask, args.steps, variant, precision, device)
             rows.append(dict(model=name, origin=origin, device=device, impl="mrirecon", update=variant[0],
                              dc=f"{variant[1]} x{variant[2]}", precision=precision, size=size, **r))
-            rows[-1]["speedup"] = base["seconds_per_slice"] / r["seconds_per_slice"]
+            rows[-1]["speedup"] = r["slice_samples_per_s"] / base["slice_samples_per_s"]
             console.print(f"  {variant[0]:9s} {rows[-1]['dc']:12s} {precision}: {r['seconds_per_slice']:.3f} s/slice")
+    if args.samples > 1:  # the same chains, n posterior samples per slice in one batch
+        r = bench_mrirecon(prior, kspace, maps, mask, args.steps, VARIANTS[-1], precisions[-1], device, args.samples)
+        rows.append(dict(model=name, origin=origin, device=device, impl=f"mrirecon, {args.samples} samples batched",
+                         update=VARIANTS[-1][0], dc=f"{VARIANTS[-1][1]} x{VARIANTS[-1][2]}", precision=precisions[-1],
+                         size=size, **r))
+        rows[-1]["speedup"] = r["slice_samples_per_s"] / base["slice_samples_per_s"]
 
 
 def main(argv=None) -> int:
@@ -197,6 +207,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=20, help="diffusion steps per slice (default 20)")
     p.add_argument("--slices", type=int, default=2, help="slices per scan (default 2)")
+    p.add_argument("--samples", type=int, default=1, help="also time N posterior samples per slice in one batch")
+    p.add_argument("--quick", action="store_true", help="only the default sampler in fp32 (a smoke run)")
     p.add_argument("--device", default="auto", help="'auto' (cuda if present), 'cpu' or 'cuda'")
     p.add_argument("--full", action="store_true", help="also run the official 320 architecture on the CPU")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -208,8 +220,9 @@ def main(argv=None) -> int:
     device = ("cuda" if cuda else "cpu") if args.device == "auto" else args.device
 
     rows: list[dict] = []
-    prior, origin = default_prior("cpu")
-    run_model("default", prior, origin, args, "cpu", rows)
+    if not device.startswith("cuda") or args.full:
+        prior, origin = default_prior("cpu")
+        run_model("default", prior, origin, args, "cpu", rows)
     if device.startswith("cuda"):
         prior, origin = default_prior(device)
         run_model("default", prior, origin, args, device, rows)
@@ -218,13 +231,13 @@ def main(argv=None) -> int:
         run_model("official-320", prior, origin, args, device, rows)
 
     table = Table(title=f"Posterior sampling, {args.steps} steps/slice, {args.slices} slices, 1 sample")
-    for col in ("model", "device", "implementation", "update", "DC", "precision", "s / slice", "net evals / s",
-                "speed-up"):
+    for col in ("model", "device", "implementation", "update", "DC", "precision", "s / slice", "slice-samples / s",
+                "net evals / s", "speed-up"):
         table.add_column(col, justify="right" if col[0] in "sns" and col != "model" else "left")
     for r in rows:
         table.add_row(
             f"{r['model']} ({r['size']}²)", r["device"], r["impl"], r["update"], r["dc"], r["precision"],
-            f"{r['seconds_per_slice']:.3f}", f"{r['network_evals_per_s']:.1f}",
+            f"{r['seconds_per_slice']:.3f}", f"{r['slice_samples_per_s']:.2f}", f"{r['network_evals_per_s']:.1f}",
             f"{r['speedup']:.2f}x" if "speedup" in r else "1.00x (baseline)",
         )
     Console(width=max(Console().width, 150)).print(table)  # readable when piped (80 columns otherwise)

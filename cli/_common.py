@@ -139,7 +139,11 @@ def parse_list(text: str, option: str, kind: type = str) -> list:
 
 
 def existing_file(path: Path, what: str = "INPUT") -> Path:
-    """Check a user-given input file exists (a one-line error otherwise)."""
+    """Check a user-given input file exists (a one-line error otherwise); ``sample`` is the bundled scan."""
+    if str(path) == "sample" and not path.exists():
+        from mrirecon.assets import sample_scan_path
+
+        return sample_scan_path()
     require(path.exists(), f"{what} '{path}' does not exist")
     require(path.is_file(), f"{what} '{path}' is not a file")
     return path
@@ -230,11 +234,9 @@ def read_mask_file(path: Path, shape: tuple[int, int] | None = None):
 
     existing_file(path, "--mask-file")
     require(path.suffix.lower() == ".npy", f"--mask-file must be a .npy file (from mrirecon mask), got '{path}'")
-    try:
-        m = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise MrireconError(f"--mask-file '{path}' is not a NumPy .npy array ({str(e).splitlines()[0]})") from None
-    require(isinstance(m, np.ndarray), f"--mask-file '{path}' must hold one array")
+    from mrirecon.files import read_npy
+
+    m = read_npy(path, f"--mask-file '{path}'")
     require(m.dtype.kind in "biuf", f"--mask-file '{path}' must be real 0/1 values, got dtype {m.dtype}")
     require(m.ndim in (1, 2) and m.size > 0, f"--mask-file '{path}' must be (W,) or (H, W), got shape {m.shape}")
     require(bool(np.isin(m, (0, 1)).all()), f"--mask-file '{path}' must hold only 0 and 1 values")

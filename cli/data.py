@@ -67,7 +67,7 @@ def _info_reconstruction(path: Path) -> None:
     epilog=examples("mrirecon info file_brain_AXT1POST_200_6002026.h5", "mrirecon info results/recon.h5"),
 )
 def info_cmd(
-    file: Path = typer.Argument(..., help="fastMRI .h5 file (raw data, or a reconstruction written by mrirecon)."),
+    file: Path = typer.Argument(..., help="fastMRI .h5 file (raw data, or a reconstruction written by mrirecon; 'sample': the bundled scan)."),
 ) -> None:
     """Show a fastMRI file: k-space shape, coils, acquisition, header geometry, mask, reference."""
     import h5py
@@ -75,7 +75,7 @@ def info_cmd(
     from mrirecon.data.fastmri import open_scan
     from mrirecon.data.scan import detect_mask, pixel_size
 
-    existing_file(file, "FILE")
+    file = existing_file(file, "FILE")
     try:
         scan = open_scan(file)
     except MrireconError:
@@ -201,7 +201,7 @@ def mask_cmd(
     ),
 )
 def sens_cmd(
-    input: Path = typer.Argument(..., help="fastMRI .h5 file."),
+    input: Path = typer.Argument(..., help="fastMRI .h5 file ('sample': the bundled scan)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .h5 (dataset 'sens_maps') or .npy."),
     method: str = typer.Option(
         "auto", "--method", help="auto (ESPIRiT adapted to the calibration lines, JSENSE below 5), espirit, direct, "
@@ -230,7 +230,7 @@ def sens_cmd(
     from mrirecon.physics.coils import calibrate, rss
     from mrirecon.physics.fft import ifft2c
 
-    existing_file(input)
+    input = existing_file(input)
     output_path(out, (".h5", ".npy"), "--out", [input])
     if png is not None:
         output_path(png, (".png",), "--png", [input])

@@ -87,7 +87,7 @@ def _sampler_kwargs(method, steps, samples, update, eta, dc, dc_steps, first_sli
     ),
 )
 def recon_cmd(
-    input: Path = typer.Argument(..., help="fastMRI .h5 file (fully sampled, or undersampled test/challenge data)."),
+    input: Path = typer.Argument(..., help="fastMRI .h5 file (fully sampled, or undersampled test/challenge data); 'sample': the bundled scan."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .h5 (dataset 'reconstruction', fastMRI layout)."),
     mask: str = typer.Option(
         None, "--mask", help="Retrospective mask kind: random, equispaced, poisson, gaussian (default for fully "
@@ -136,7 +136,7 @@ def recon_cmd(
     from mrirecon.physics.fft import center_crop
     from mrirecon.recon import method_label, reconstruct, resolve_method
 
-    existing_file(input)
+    input = existing_file(input)
     sens = sens_source(sens)
     inputs = [input, mask_file, sens if Path(sens).exists() else None]
     output_path(out, (".h5",), "--out", inputs)

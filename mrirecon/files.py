@@ -26,6 +26,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "check_output",
+    "read_npy",
     "remove_stale_temporaries",
     "same_file",
 ]
@@ -122,6 +123,20 @@ def atomic_save_npy(path: str | os.PathLike, array) -> Path:
         with open(tmp, "wb") as f:
             np.save(f, np.asarray(array), allow_pickle=False)
     return Path(path)
+
+
+def read_npy(path: str | os.PathLike, what: str | None = None):
+    """One plain ``.npy`` array (never a pickle), or a one-line error naming ``what`` (default: the path)."""
+    import numpy as np
+
+    name = what or str(path)
+    require(Path(path).is_file(), f"{name}: no such file")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:  # pickles, text, truncated or empty files
+        raise MrireconError(f"{name} is not a NumPy .npy array ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    require(isinstance(data, np.ndarray), f"{name} must hold one array, got {type(data).__name__}")
+    return data
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

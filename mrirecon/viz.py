@@ -203,6 +203,32 @@ def prepare_comparison(
     )
 
 
+def _comparison_grid(cmp: Comparison, texts: Mapping[str, str]) -> Figure:
+    """The panels of :func:`save_comparison`: images, error maps, std maps, one colour bar per row."""
+    methods = cmp.order[1:]
+    rows = 1 + (1 if methods else 0) + (1 if cmp.stds else 0)
+    cols = len(cmp.order)
+    h, w = cmp.images[cmp.reference].shape
+    fig = Figure(figsize=(_PANEL_INCHES * cols + 0.6, _PANEL_INCHES * rows * h / w + 0.8))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    row_handles: dict[int, object] = {}  # the last image drawn in each row, for its colour bar
+    for j, name in enumerate(cmp.order):
+        label = name + (" (reference)" if methods and j == 0 and "ref" not in name.lower() else "")
+        text = texts.get(name, "")
+        row_handles[0] = _image_axis(axes[0, j], cmp.images[name], 0.0, cmp.vmax, "gray", label + ("\n" + text if text else ""))
+        extra = ([(cmp.errors, cmp.emax, "inferno", "|error|")] if methods else []) + (
+            [(cmp.stds, cmp.smax, "viridis", "std")] if cmp.stds else []
+        )
+        for r, (maps, top, cmap, what) in enumerate(extra, start=1):
+            if name in maps:
+                row_handles[r] = _image_axis(axes[r, j], maps[name], 0.0, top, cmap, f"{what} {name}")
+            else:
+                axes[r, j].axis("off")
+    for r, handle in row_handles.items():
+        fig.colorbar(handle, ax=list(axes[r]), fraction=0.02, pad=0.01)
+    return fig
+
+
 def save_comparison(
     path: str | os.PathLike,
     panels: Mapping[str, np.ndarray],
@@ -264,32 +290,7 @@ def save_comparison(
     texts = {name: _metric_text(value) for name, value in (metrics or {}).items()}
 
     methods = cmp.order[1:]
-    rows = 1 + (1 if methods else 0) + (1 if cmp.stds else 0)
-    cols = len(cmp.order)
-    h, w = cmp.images[cmp.reference].shape
-    fig = Figure(figsize=(_PANEL_INCHES * cols + 0.6, _PANEL_INCHES * rows * h / w + 0.8))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    row_handles: dict[int, object] = {}  # the last image drawn in each row, for its colour bar
-    for j, name in enumerate(cmp.order):
-        label = name + (" (reference)" if methods and j == 0 and "ref" not in name.lower() else "")
-        text = texts.get(name, "")
-        row_handles[0] = _image_axis(
-            axes[0, j], cmp.images[name], 0.0, cmp.vmax, "gray", label + ("\n" + text if text else "")
-        )
-        r = 1
-        if methods:
-            if name in cmp.errors:
-                row_handles[r] = _image_axis(axes[r, j], cmp.errors[name], 0.0, cmp.emax, "inferno", f"|error| {name}")
-            else:
-                axes[r, j].axis("off")
-            r += 1
-        if cmp.stds:
-            if name in cmp.stds:
-                row_handles[r] = _image_axis(axes[r, j], cmp.stds[name], 0.0, cmp.smax, "viridis", f"std {name}")
-            else:
-                axes[r, j].axis("off")
-    for r, handle in row_handles.items():
-        fig.colorbar(handle, ax=list(axes[r]), fraction=0.02, pad=0.01)
+    fig = _comparison_grid(cmp, texts)
     notes = [title] if title else []
     if cmp.slice_index is not None:
         number = cmp.slice_index if slice_numbers is None else int(list(slice_numbers)[cmp.slice_index])

@@ -62,6 +62,7 @@ AID_CONFIG = {
     "learn_sigma": True,
     "mag": False,
     "dataset": "mni_phantoms",
+    "pixel_size_mm": "3.6",  # 64 pixels over the phantoms' 232 mm field of view
 }
 STAGES = ("data", "train", "export", "scan", "card")
 EVAL_TIMESTEPS = (50, 200, 500, 800)

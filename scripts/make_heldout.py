@@ -6,7 +6,8 @@ Sources (each read straight from a registry wheel; nothing is committed):
 
 * **dipy** (BSD): ``dipy/data/files/S0_10slices.nii.gz``, the b=0 images of one real subject's
   diffusion scan: 10 axial slices, 128 x 128 at 2 mm, T2-weighted (a contrast the priors never
-  saw). Two volumes with different coil arrays, phase and noise: ``dipy_s0_a/b``.
+  saw). Two volumes with different coil arrays, phase and noise: ``dipy_s0_a/b`` (and, with
+  ``--sizes`` containing 64, ``dipy_s0_64_a/b`` at 64 x 64, 4 mm).
 * **pydeface** (MIT): ``pydeface/data/mean_reg2mean.nii.gz``, a mean T1 head *with skull,
   scalp and face* (the priors were trained on skull-stripped MNI brains), 1 mm. Two slabs
   (ventricles, centrum semiovale), 8 slices 4 mm apart, at 128 x 128 (1.9 mm, 8 coils) and at
@@ -117,6 +118,9 @@ def main(argv=None) -> None:
     s0_fine = upsample(s0, 256)
     for tag, coils, seed in (("a", 8, 11), ("b", 12, 12)):
         write(args.out / f"dipy_s0_{tag}.h5", s0_fine, coils, seed, 256.0, "dipy S0_10slices (b=0, real subject)")
+    if "64" in args.sizes.split(","):  # the same subject at 4 mm (the fine grid at its native 2 mm)
+        for tag, coils, seed in (("a", 8, 13), ("b", 12, 14)):
+            write(args.out / f"dipy_s0_64_{tag}.h5", upsample(s0, 128), coils, seed, 256.0, "dipy S0_10slices, 4 mm")
     # pydeface: axial slices of the mean head (1 mm); slabs around z = 110 (ventricles), 140 (upper)
     head = np.abs(read_volume(fetch("pydeface", args.cache))).astype(np.float32)
     for size in (int(s) for s in args.sizes.split(",")):

@@ -9,7 +9,7 @@ import sigpy.mri as mr
 import torch
 
 from mrirecon.errors import MrireconError
-from mrirecon.physics.fft import fft2c, ifft2c
+from mrirecon.physics.fft import fft2c
 from mrirecon.physics.masks import make_mask
 from mrirecon.physics.operators import SenseOp
 from mrirecon.recon.classical import DEFAULT_LAMBDA, _Wavelet, l1_wavelet, sense_cg, zero_filled

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mrirecon.errors import MrireconError, as_numeric_array, require
+from mrirecon.files import read_npy
 
 __all__ = ["read_maps"]
 
@@ -48,11 +49,7 @@ def read_maps(path: str | os.PathLike) -> np.ndarray:
         except OSError as e:
             raise MrireconError(f"{path}: cannot be read as HDF5 ({str(e).splitlines()[0]})") from None
     elif suffix == ".npy":
-        require(path.is_file(), f"{path}: no such file")
-        try:
-            maps = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise MrireconError(f"{path}: not a NumPy .npy array ({str(e).splitlines()[0]})") from None
+        maps = read_npy(path)
     else:
         raise MrireconError(f"{path}: coil maps must be a .h5 (mrirecon sens), .npy or BART .cfl file")
     maps = as_numeric_array(maps, f"{path}: maps")

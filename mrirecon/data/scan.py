@@ -110,23 +110,27 @@ def parse_slices(spec: str | None, n_slices: int, option: str = "--slices") -> l
         return list(range(n_slices))
     s = spec.strip().lower()
     syntax = f"{option} must be 'all', 'I', 'I,J,K', 'A:B' or 'center:N', got {spec!r}"
-    try:
-        if s.startswith("center:"):
-            n = int(s.split(":", 1)[1])
-            require(n >= 1, f"{option} {spec!r}: N must be >= 1")
-            n = min(n, n_slices)  # a folder of volumes of different lengths: the central N or all
-            start = (n_slices - n) // 2
-            return list(range(start, start + n))
-        if ":" in s:
-            a, b = s.split(":", 1)
-            lo, hi = int(a) if a else 0, int(b) if b else n_slices
-            for v in (lo, hi):
-                require(-n_slices <= v <= n_slices, f"{option} {spec!r}: {v} is outside the volume's 0..{n_slices} slices")
-            idx = list(range(n_slices))[lo:hi]
-        else:
-            idx = [int(v) for v in s.split(",")]
-    except ValueError:
-        raise MrireconError(syntax) from None
+
+    def integer(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise MrireconError(syntax) from None
+
+    if s.startswith("center:"):
+        n = integer(s.split(":", 1)[1])
+        require(n >= 1, f"{option} {spec!r}: N must be >= 1")
+        n = min(n, n_slices)  # a folder of volumes of different lengths: the central N or all
+        start = (n_slices - n) // 2
+        return list(range(start, start + n))
+    if ":" in s:
+        a, b = s.split(":", 1)
+        lo, hi = integer(a) if a else 0, integer(b) if b else n_slices
+        for v in (lo, hi):
+            require(-n_slices <= v <= n_slices, f"{option} {spec!r}: {v} is outside the volume's 0..{n_slices} slices")
+        idx = list(range(n_slices))[lo:hi]
+    else:
+        idx = [integer(v) for v in s.split(",")]
     for i in idx:
         require(-n_slices <= i < n_slices, f"{option} {spec!r}: slice {i} is outside 0..{n_slices - 1}")
     idx = [i % n_slices for i in idx]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mrirecon.errors import MrireconError, import_optional, require
+from mrirecon.files import read_npy
 
 __all__ = ["VOLUME_SUFFIXES", "read_volume", "volume_files"]
 
@@ -40,11 +41,7 @@ def _read_nifti(path: Path) -> np.ndarray:
 
 
 def _read_npy(path: Path) -> np.ndarray:
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise MrireconError(f"{path}: not a NumPy .npy array ({str(e).splitlines()[0]})") from None
-    require(isinstance(data, np.ndarray), f"{path}: expected one .npy array, got {type(data).__name__}")
+    data = read_npy(path)
     require(data.dtype.kind in "biufc", f"{path}: a .npy volume must hold numbers, got dtype {data.dtype}")
     require(data.ndim == 3 and data.size > 0, f"{path}: a .npy volume must be (slices, H, W), got shape {data.shape}")
     return data

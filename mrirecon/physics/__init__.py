@@ -2,8 +2,9 @@
 
 * :mod:`.fft`: centred orthonormal FFTs, crop/pad, complex <-> (real, imag) channels.
 * :mod:`.operators`: :class:`SenseOp`, ``A x = M ⊙ F(S ⊙ x)`` with adjoint and normal operator.
-* :mod:`.coils`: ESPIRiT (SigPy) and direct (BART ``caldir``-like) sensitivities, RSS and
-  SENSE-1 coil combination.
+* :mod:`.linop`: linear operators with shapes, adjoint, normal operator, composition; Crop/Pad.
+* :mod:`.coils`: the calibration policy (:func:`calibrate`), ESPIRiT (torch, :mod:`.espirit`;
+  or SigPy), JSENSE and direct sensitivities, RSS and SENSE-1 coil combination.
 * :mod:`.masks`: random / equispaced (fastMRI or AID conventions), Poisson-disc and Gaussian masks.
 
 Nothing here knows about diffusion models. SigPy and fastMRI are imported only by the
@@ -11,8 +12,10 @@ functions that use them.
 """
 
 from mrirecon.physics.coils import (
+    Calibration,
     acs_width,
     calib_region,
+    calibrate,
     direct_maps,
     espirit_maps,
     estimate_sens,
@@ -36,14 +39,22 @@ from mrirecon.physics.masks import (
     poisson_mask,
     random_mask,
 )
+from mrirecon.physics.linop import Compose, Crop, Identity, LinearOperator, Pad
 from mrirecon.physics.operators import SenseOp
 
 __all__ = [
+    "Calibration",
     "MASK_KINDS",
     "Mask",
+    "Compose",
+    "Crop",
+    "Identity",
+    "LinearOperator",
+    "Pad",
     "SenseOp",
     "acs_width",
     "calib_region",
+    "calibrate",
     "center_crop",
     "center_pad",
     "channels_to_complex",

@@ -53,6 +53,7 @@ import torch
 
 from mrirecon.errors import MrireconError, check_choice, check_finite, positive_int, require
 from mrirecon.physics.fft import center_crop, center_pad, ifft2c
+from mrirecon.physics.masks import _mask_2d, acs_width, calib_region
 
 __all__ = [
     "SENS_METHODS",
@@ -170,97 +171,6 @@ def sense_combine(coil_images: Array, maps: Array) -> Array:
         return (m.to(coil_images.device).conj() * coil_images).sum(-3)
     m = maps.cpu().numpy() if isinstance(maps, torch.Tensor) else maps
     return (np.conj(m) * coil_images).sum(axis=-3)
-
-
-# ------------------------------------------------------------------------------------------
-# calibration region
-
-
-def _mask_2d(mask, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """(W,) or (H, W) (leading singleton axes allowed) -> (H', W) boolean."""
-    require(
-        isinstance(mask, (np.ndarray, torch.Tensor)),
-        f"mask must be a numpy array or torch tensor, got {type(mask).__name__}",
-    )
-    m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
-    require(m.dtype.kind in "biuf", f"mask must be real (0/1 values), got dtype {m.dtype}")
-    while m.ndim > 2 and m.shape[0] == 1:
-        m = m[0]
-    require(m.ndim in (1, 2), f"mask must be (W,) or (H, W), got shape {tuple(np.shape(mask))}")
-    m2 = m[None, :] if m.ndim == 1 else m
-    if shape is not None:
-        require(
-            m2.shape[1] == shape[1] and m2.shape[0] in (1, shape[0]),
-            f"mask of shape {tuple(np.shape(mask))} does not match k-space (H, W) = {tuple(shape)}",
-        )
-    return m2 != 0
-
-
-def _centre_run(line: np.ndarray) -> int:
-    """Length of the run of True around index n//2 (0 if the centre is False)."""
-    n = line.size
-    c = n // 2
-    if not line[c]:
-        return 0
-    lo = c
-    while lo > 0 and line[lo - 1]:
-        lo -= 1
-    hi = c
-    while hi < n - 1 and line[hi + 1]:
-        hi += 1
-    # a centred region of width w covers c - w//2 … c - w//2 + w - 1: it must fit in [lo, hi]
-    w = hi - lo + 1
-    while w > 0 and (c - w // 2 < lo or c - w // 2 + w - 1 > hi):
-        w -= 1
-    return w
-
-
-def acs_width(mask) -> int:
-    """Width of the fully sampled, contiguous block of phase-encode columns centred on ``W//2``.
-
-    Parameters
-    ----------
-    mask : ndarray or Tensor (W,) or (H, W)
-        A column is fully sampled when every row samples it.
-
-    Returns
-    -------
-    int
-        The largest ``w`` such that columns ``W//2 - w//2 … W//2 - w//2 + w - 1`` are all
-        fully sampled (0 when the centre column is not).
-    """
-    m = _mask_2d(mask)
-    return _centre_run(m.all(axis=0))
-
-
-def calib_region(mask) -> tuple[int, int]:
-    """The largest centred fully sampled box ``(h, w)`` of a mask (1-D masks: ``(H, acs_width)``).
-
-    The box covers rows ``H//2 - h//2 …`` and columns ``W//2 - w//2 …``; a 2-D mask (Poisson)
-    gives its calibration square.
-
-    Parameters
-    ----------
-    mask : ndarray or Tensor (W,) or (H, W)
-
-    Returns
-    -------
-    (int, int)
-    """
-    m = _mask_2d(mask)
-    H, W = m.shape
-    if m.shape[0] == 1 or np.all(m == m[:1]):
-        return (H, acs_width(m))
-    h, w = _centre_run(m[:, W // 2]), _centre_run(m[H // 2])
-    while h > 0 and w > 0:
-        box = m[H // 2 - h // 2 : H // 2 - h // 2 + h, W // 2 - w // 2 : W // 2 - w // 2 + w]
-        if box.all():
-            return (h, w)
-        if h >= w:
-            h -= 1
-        else:
-            w -= 1
-    return (0, 0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -612,7 +522,14 @@ def calibrate(
         dc = (min(acs[0], _DIRECT_CALIB), min(acs[1], _DIRECT_CALIB)) if calib is None else (ch, cw)
         maps = direct_maps(k if device is None else k.to(device), calib=dc)
         return Calibration(_like(maps, single, kspace), "direct", method, dc, None, acs, note)
-    # ESPIRiT: a kernel of about half the region (at most 6), leaving >= 3 patch positions per axis
+    calib_, kernel_, maps = _espirit_calibration(k, chosen, (ch, cw), kernel, threshold, crop, device, where, acs)
+    return Calibration(_like(maps, single, kspace), chosen, method, calib_, kernel_, acs, note)
+
+
+def _espirit_calibration(k, chosen, region, kernel, threshold, crop, device, where, acs):
+    """ESPIRiT (torch or SigPy) on ``region``: a kernel of about half the region (at most 6), leaving >= 3
+    patch positions per axis, unless ``kernel`` is given. Returns (calib, kernel, maps)."""
+    ch, cw = region
     if kernel is None:
         kh, kw = (min(_MAX_KERNEL, -(-n // 2), n - 2) for n in (ch, cw))
     else:
@@ -624,10 +541,8 @@ def calibrate(
     )
     if chosen == "espirit-sigpy":
         side, ks = min(ch, cw), min(kh, kw)
-        maps = espirit_maps(k, side, ks, threshold, crop, backend="sigpy", device=device)
-        return Calibration(_like(maps, single, kspace), chosen, method, (side, side), (ks, ks), acs, note)
-    maps = espirit_maps(k, (ch, cw), (kh, kw), threshold, crop, device=device)
-    return Calibration(_like(maps, single, kspace), "espirit", method, (ch, cw), (kh, kw), acs, note)
+        return (side, side), (ks, ks), espirit_maps(k, side, ks, threshold, crop, backend="sigpy", device=device)
+    return (ch, cw), (kh, kw), espirit_maps(k, (ch, cw), (kh, kw), threshold, crop, device=device)
 
 
 def estimate_sens(kspace: Array, mask=None, method: str = "auto", **options) -> Array:

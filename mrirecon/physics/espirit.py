@@ -45,6 +45,22 @@ def _patch_matrix(cal: torch.Tensor, kernel: tuple[int, int]) -> torch.Tensor:
     return patches.permute(1, 2, 0, 3, 4).reshape(-1, C * kh * kw)
 
 
+def _signal_subspace(A: torch.Tensor, threshold: float) -> torch.Tensor | None:
+    """Rows ``vᴴ`` of the right singular vectors of ``A`` (P, N) with ``σ > threshold · σ_max``, or None.
+
+    From the eigendecomposition of the Gram matrix ``AᴴA`` (N x N, float64): the same subspace
+    as an SVD of ``A``, and fast and reliable where LAPACK's complex SVD of the tall ``A`` is
+    not (it took 7 s instead of 20 ms for a 361 x 288 matrix on a 2-core machine under load).
+    """
+    gram = A.to(torch.complex128).conj().T @ A.to(torch.complex128)
+    w, v = torch.linalg.eigh(gram)  # ascending
+    sv = w.clamp_min(0).sqrt()
+    if float(sv[-1]) == 0.0:
+        return None
+    keep = torch.flip(torch.nonzero(sv > threshold * sv[-1]).flatten(), (0,))  # largest first
+    return v[:, keep].conj().T.to(torch.complex64)
+
+
 def _kernel_correlation(kernels: torch.Tensor) -> torch.Tensor:
     """Kernels (r, C, kh, kw) -> c (C, C, 2kh-1, 2kw-1), c_ij[m] = Σ_r Σ_p K_ri[p] conj(K_rj[p-m]), lag 0 at (kh-1, kw-1)."""
     r, C, kh, kw = kernels.shape
@@ -141,11 +157,9 @@ def espirit(
         k = kspace[s]
         top, left = H // 2 - ch // 2, W // 2 - cw // 2
         cal = k[:, top : top + ch, left : left + cw]
-        A = _patch_matrix(cal, (kh, kw))
-        _, sv, vh = torch.linalg.svd(A, full_matrices=False)
-        if sv.numel() == 0 or float(sv[0]) == 0.0:
+        vh = _signal_subspace(_patch_matrix(cal, (kh, kw)), threshold)
+        if vh is None:
             continue  # no signal: zero maps
-        vh = vh[sv > threshold * sv[0]]
         kernels = vh.reshape(-1, C, kh, kw)
         corr = _kernel_correlation(kernels).to(torch.complex64) / (kh * kw)  # (C, C, 2kh-1, 2kw-1)
         half = torch.einsum("ijmn,yn->ijmy", corr, Ew)  # (C, C, 2kh-1, W)

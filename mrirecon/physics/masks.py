@@ -56,6 +56,8 @@ __all__ = [
     "CONVENTIONS",
     "KINDS",
     "Mask",
+    "acs_width",
+    "calib_region",
     "default_center_fraction",
     "equispaced_mask",
     "gaussian_mask",
@@ -322,6 +324,15 @@ def gaussian_mask(
     return _finish(cols, h)
 
 
+def _outside_distance(shape: tuple[int, int], calib: tuple[int, int]) -> np.ndarray:
+    """Normalised distance outside the centred calibration box (SigPy's density variable), (H, W)."""
+    h, w = shape
+    yy, xx = np.mgrid[:h, :w]
+    dx = np.maximum(np.abs(xx - w / 2) - calib[1] / 2, 0)
+    dy = np.maximum(np.abs(yy - h / 2) - calib[0] / 2, 0)
+    return np.sqrt((dx / max(dx.max(), 1e-12)) ** 2 + (dy / max(dy.max(), 1e-12)) ** 2)
+
+
 def poisson_mask(
     shape,
     acceleration: float,
@@ -373,11 +384,7 @@ def poisson_mask(
     require(isinstance(tol, (int, float)) and tol > 0, f"tol must be a positive number, got {tol!r}")
     calib = tuple(c + 1 if (n % 2 == 0 and c % 2 == 1) else c for n in (h, w))
     _check_budget(calib[0] * calib[1], h * w / r_target, "the calibration box", "samples")
-    # normalised distance outside the calibration box (SigPy's density variable)
-    yy, xx = np.mgrid[:h, :w]
-    dx = np.maximum(np.abs(xx - w / 2) - calib[1] / 2, 0)
-    dy = np.maximum(np.abs(yy - h / 2) - calib[0] / 2, 0)
-    dist = np.sqrt((dx / max(dx.max(), 1e-12)) ** 2 + (dy / max(dy.max(), 1e-12)) ** 2)
+    dist = _outside_distance((h, w), calib)
     lo, hi = 0.0, float(max(h, w))
     best = None
     for _ in range(int(max_iter)):
@@ -476,3 +483,95 @@ def make_mask(
     unknown = sorted(set(kw) - set(options))
     require(not unknown, f"{kind} mask does not take {', '.join(unknown)}; its options: {', '.join(options)}")
     return func(shape, acceleration, seed=seed, center_fraction=center_fraction, acs_lines=acs_lines, **kw)
+
+
+# ------------------------------------------------------------------------------------------
+# calibration region (the fully sampled centre a coil calibration uses)
+
+
+def _mask_2d(mask, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """(W,) or (H, W) (leading singleton axes allowed) -> (H', W) boolean."""
+    tensor = type(mask).__module__.startswith("torch") and hasattr(mask, "detach")
+    require(
+        isinstance(mask, np.ndarray) or tensor,
+        f"mask must be a numpy array or torch tensor, got {type(mask).__name__}",
+    )
+    m = mask.detach().cpu().numpy() if tensor else np.asarray(mask)
+    require(m.dtype.kind in "biuf", f"mask must be real (0/1 values), got dtype {m.dtype}")
+    while m.ndim > 2 and m.shape[0] == 1:
+        m = m[0]
+    require(m.ndim in (1, 2), f"mask must be (W,) or (H, W), got shape {tuple(np.shape(mask))}")
+    m2 = m[None, :] if m.ndim == 1 else m
+    if shape is not None:
+        require(
+            m2.shape[1] == shape[1] and m2.shape[0] in (1, shape[0]),
+            f"mask of shape {tuple(np.shape(mask))} does not match k-space (H, W) = {tuple(shape)}",
+        )
+    return m2 != 0
+
+
+def _centre_run(line: np.ndarray) -> int:
+    """Length of the run of True around index n//2 (0 if the centre is False)."""
+    n = line.size
+    c = n // 2
+    if not line[c]:
+        return 0
+    lo = c
+    while lo > 0 and line[lo - 1]:
+        lo -= 1
+    hi = c
+    while hi < n - 1 and line[hi + 1]:
+        hi += 1
+    # a centred region of width w covers c - w//2 … c - w//2 + w - 1: it must fit in [lo, hi]
+    w = hi - lo + 1
+    while w > 0 and (c - w // 2 < lo or c - w // 2 + w - 1 > hi):
+        w -= 1
+    return w
+
+
+def acs_width(mask) -> int:
+    """Width of the fully sampled, contiguous block of phase-encode columns centred on ``W//2``.
+
+    Parameters
+    ----------
+    mask : ndarray or Tensor (W,) or (H, W)
+        A column is fully sampled when every row samples it.
+
+    Returns
+    -------
+    int
+        The largest ``w`` such that columns ``W//2 - w//2 … W//2 - w//2 + w - 1`` are all
+        fully sampled (0 when the centre column is not).
+    """
+    m = _mask_2d(mask)
+    return _centre_run(m.all(axis=0))
+
+
+def calib_region(mask) -> tuple[int, int]:
+    """The largest centred fully sampled box ``(h, w)`` of a mask (1-D masks: ``(H, acs_width)``).
+
+    The box covers rows ``H//2 - h//2 …`` and columns ``W//2 - w//2 …``; a 2-D mask (Poisson)
+    gives its calibration square.
+
+    Parameters
+    ----------
+    mask : ndarray or Tensor (W,) or (H, W)
+
+    Returns
+    -------
+    (int, int)
+    """
+    m = _mask_2d(mask)
+    H, W = m.shape
+    if m.shape[0] == 1 or np.all(m == m[:1]):
+        return (H, acs_width(m))
+    h, w = _centre_run(m[:, W // 2]), _centre_run(m[H // 2])
+    while h > 0 and w > 0:
+        box = m[H // 2 - h // 2 : H // 2 - h // 2 + h, W // 2 - w // 2 : W // 2 - w // 2 + w]
+        if box.all():
+            return (h, w)
+        if h >= w:
+            h -= 1
+        else:
+            w -= 1
+    return (0, 0)

@@ -163,6 +163,14 @@ def _load_init(network: torch.nn.Module, ema: torch.nn.Module, cfg: PriorConfig,
     ema.load_state_dict(weights)
 
 
+def _out_of_time(t_start: float, limit_s: float, dev: torch.device, ctx: DistContext) -> bool:
+    """Rank 0's clock against the budget, shared so that every rank stops at the same step."""
+    over = torch.tensor([float(time.perf_counter() - t_start >= limit_s)], device=dev)
+    if ctx.distributed:
+        torch.distributed.broadcast(over, 0)
+    return bool(over.item())
+
+
 def _step_seed(seed: int, rank: int, step: int, micro: int) -> int:
     return int(np.random.SeedSequence([seed, rank, step, micro]).generate_state(1)[0])
 
@@ -304,6 +312,7 @@ def train(
     template: str | os.PathLike | None = None,
     init: str | os.PathLike | None = None,
     progress: bool = True,
+    time_limit_s: float | None = None,
 ) -> TrainResult:
     """Train a Causal-UNet (config with ``seq_length``) or a plain UNet prior.
 
@@ -352,6 +361,10 @@ def train(
         Its config must equal ``config``. Ignored when resuming (the state holds the weights).
     progress : bool
         Show a rich progress bar (rank 0).
+    time_limit_s : float, optional
+        Stop (and save) at the first step after this many seconds of this call: time-boxed
+        training on a borrowed GPU. ``TrainResult.step`` says how far it got; ``--resume``
+        continues. Every rank stops at the same step (rank 0's clock decides).
 
     Returns
     -------
@@ -521,6 +534,8 @@ def train(
             if step % settings.checkpoint_every == 0 or step == settings.steps:
                 save()
                 saved_at = step
+            if time_limit_s is not None and _out_of_time(t_start, time_limit_s, dev, ctx):
+                break
         if saved_at != step:  # e.g. resumed at its final step: refresh the exported files
             save()
     finally:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from mrirecon.errors import require
-from mrirecon.physics.coils import calib_region
+from mrirecon.physics.masks import calib_region
 from mrirecon.physics.operators import SenseOp
 
 __all__ = ["MIN_CALIBRATION", "intensity_factor", "sampling_density"]

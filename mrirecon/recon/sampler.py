@@ -251,28 +251,7 @@ class PosteriorSampler:
         def to_net(img: torch.Tensor) -> torch.Tensor:  # (…, H, W) complex -> (…, 2, H', W')
             return complex_to_channels(Crop(grid, (H, W)).adjoint(img) if grid != (H, W) else img)
 
-        if context is not None:
-            require(self.sequential, "context frames condition sequential (AID) priors only")
-            require(
-                context.ndim == 3 and tuple(context.shape[-2:]) == (H, W),
-                f"context must be (frames, {H}, {W}) complex images, got shape {tuple(context.shape)}",
-            )
-            for frame in context.to(dev):
-                window.push(to_net(frame))
-        first = 0
-        if given is not None:
-            out[:, 0] = given.to(dev)
-            first = 1
-        if done is not None:
-            require(
-                done.ndim == 4 and done.shape[0] == n_samples and done.shape[1] <= S and tuple(done.shape[2:]) == (H, W),
-                f"done must be ({n_samples}, D <= {S}, {H}, {W}) finished slices, got {tuple(done.shape)}",
-            )
-            out[:, first : done.shape[1]] = done[:, first:].to(dev)
-            first = max(first, int(done.shape[1]))
-        if window is not None:
-            for s in range(first):
-                window.push(to_net(out[:, s]))
+        first = self._start(out, window, to_net, given, context, done)
 
         per_call = 1 if self.sequential else (S if self.batch_size is None else max(1, self.batch_size // n_samples))
         chunks = [range(a, min(a + per_call, S)) for a in range(first, S, per_call)]
@@ -297,6 +276,33 @@ class PosteriorSampler:
         return out
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _start(self, out, window, to_net, given, context, done) -> int:
+        """Fill ``out`` with the given / finished slices and the window with what precedes; first slice to sample."""
+        n, S, H, W = out.shape
+        if context is not None:
+            require(self.sequential, "context frames condition sequential (AID) priors only")
+            require(
+                context.ndim == 3 and tuple(context.shape[-2:]) == (H, W),
+                f"context must be (frames, {H}, {W}) complex images, got shape {tuple(context.shape)}",
+            )
+            for frame in context.to(out.device):
+                window.push(to_net(frame))
+        first = 0
+        if given is not None:
+            out[:, 0] = given.to(out.device)
+            first = 1
+        if done is not None:
+            require(
+                done.ndim == 4 and done.shape[0] == n and done.shape[1] <= S and tuple(done.shape[2:]) == (H, W),
+                f"done must be ({n}, D <= {S}, {H}, {W}) finished slices, got {tuple(done.shape)}",
+            )
+            out[:, first : done.shape[1]] = done[:, first:].to(out.device)
+            first = max(first, int(done.shape[1]))
+        if window is not None:
+            for s in range(first):
+                window.push(to_net(out[:, s]))
+        return first
 
     def _sample_chunk(self, op, y, idx, window, n, seed, grid, shape, bar, keep=None) -> torch.Tensor:
         """Slices ``idx`` (k of them) -> (k, n, H, W) complex; ``keep`` (k, 1, H', W') the support, or None."""
