@@ -414,6 +414,11 @@ Held out: the slab +40…+66 mm and a separate seed stream; {card['heldout_windo
 the errors below and the sample scan `mrirecon/assets/sample_scan.h5` (8 slices, 8 birdcage coils,
 2× readout oversampling, 30 dB per-coil SNR, simulated on a 2× finer grid) comes from there too.
 
+**Pixel size.** 64 pixels over 232 mm: 3.6 mm, recorded as `pixel_size_mm` in the configs.
+`reconstruct` warns when a scan's pixels are more than 1.5x away (fastMRI brain: 0.7 mm; the
+held-out 128² scans: 2 mm). The networks are fully convolutional and run at any size, but they
+have only seen anatomy at 3.6 mm.
+
 ## Architecture
 
 Guided-diffusion U-Net, official config keys (`mrirecon/assets/aid_default.yaml`):
