@@ -33,6 +33,26 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+def _flags_without_a_type_column() -> None:
+    """Typer 0.2x prints ``<bool>`` beside on/off flags (``--resume <bool>``), which reads as if the flag
+    took a value; flags show no type instead. A no-op where Typer's internals differ."""
+    try:
+        from typer.core import TyperOption
+    except ImportError:  # pragma: no cover - other Typer versions
+        return
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "_mrirecon", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    display_type_rich._mrirecon = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_without_a_type_column()
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -432,3 +432,38 @@ def test_run_evaluation_on_cuda(sim_dir, tmp_path):
     )
     assert len(report.rows) == 4 and {r["device"] for r in report.rows} == {"cuda:0"}
     assert all(np.isfinite(r["psnr"]) for r in report.rows)
+
+
+def test_impossible_cells_are_skipped_rows_and_the_rest_goes_on(tmp_path):
+    """A mask whose centre has no calibration data for any coil-map estimate: a 'skipped' row with
+    the reason; the other cells are computed; the summary counts the skipped volume."""
+    from mrirecon.evaluation import run_evaluation
+
+    data = _data(tmp_path / "data", n=1)
+    cfg = _config(data, tmp_path / "res", masks=("equispaced",), accelerations=(3.0,), methods=("zero-filled", "sense"),
+                  sens="espirit", center_fraction=None)  # fmt: skip
+    # random masks with the AID convention have no ACS at all: coil maps need JSENSE's central samples
+    cfg_bad = _config(data, tmp_path / "res2", masks=("random",), accelerations=(12.0,), methods=("zero-filled",),
+                      sens="espirit", center_fraction=0.02)  # fmt: skip
+    report = run_evaluation(cfg)
+    assert {r["status"] for r in report.rows} == {"ok"}
+    bad = run_evaluation(cfg_bad)
+    assert [r["status"] for r in bad.rows] == ["skipped"] and "ESPIRiT needs" in bad.rows[0]["note"]
+    assert bad.summary[0].n == 0 and bad.summary[0].skipped == 1
+    assert "skipped" in (tmp_path / "res2" / "summary.md").read_text()
+
+
+def test_a_run_that_produced_nothing_does_not_lock_the_folder(sim_dir, tmp_path):
+    from mrirecon.evaluation import run_evaluation
+
+    out = tmp_path / "res"
+
+    def stop_at_once(event, info):
+        if event == "item":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_evaluation(_config(sim_dir, out), progress=stop_at_once)
+    assert not (out / "run.json").exists()
+    report = run_evaluation(_config(sim_dir, out, sampler={"dc": "gradient"}))  # other settings: accepted
+    assert len(report.rows) == 8 and (out / "run.json").exists()

@@ -335,3 +335,31 @@ def test_cuda_reconstruction_is_data_consistent_and_seeded(precision):
     assert a.image.device.type == "cuda" and a.info["device"].startswith("cuda")
     assert misfit(a.image.cpu(), sim.maps, m, sim.kspace) < 1e-4
     torch.testing.assert_close(a.image, b.image, rtol=1e-3, atol=1e-4 * float(a.image.abs().max()))
+
+
+def test_readout_oversampled_kspace_is_reported(scan, mask):
+    """Raw fastMRI k-space (2x readout) passed to reconstruct: a warning says to crop it."""
+    sim = simulate_scan(phantom_volume(1, 32, 32, seed=5), coils=4, snr_db=40, oversample=2, seed=5)
+    m = make_mask("equispaced", (64, 32), 3, seed=0, acs_lines=8).mask
+    with pytest.warns(UserWarning, match="looks 2x oversampled"):
+        res = reconstruct(sim.kspace, m, prior="zero-filled", sens="direct")
+    assert any("oversampled" in w for w in res.info["warnings"])
+    cropped = mrirecon.data.crop_readout(sim.kspace, 32)
+    with warnings_none():
+        reconstruct(cropped, m[:32], prior="zero-filled", sens="direct")
+
+
+def warnings_none():
+    import warnings
+
+    ctx = warnings.catch_warnings()
+
+    class _Guard:
+        def __enter__(self):
+            ctx.__enter__()
+            warnings.simplefilter("error")
+
+        def __exit__(self, *exc):
+            return ctx.__exit__(*exc)
+
+    return _Guard()
