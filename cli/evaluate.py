@@ -46,8 +46,9 @@ def evaluate_cmd(
     methods: str = typer.Option(
         "aid,unet,l1-wavelet,zero-filled",
         "--methods",
-        help="Comma-separated: aid, unet, l1-wavelet, sense, zero-filled, and l1-wavelet-tuned / sense-tuned "
-        "(an oracle sweep of lambda against the reference: the best a classical method can do).",
+        help="Comma-separated: aid, unet, l1-wavelet, sense, zero-filled; l1-wavelet-tuned / sense-tuned "
+        "(oracle sweep of lambda against the evaluated slices' reference: the ceiling); l1-wavelet-tuned-slice / "
+        "sense-tuned-slice (lambda swept on one slice next to the evaluated ones, then applied to them).",
     ),
     limit: int = typer.Option(None, "--limit", help="Use only the first N files (sorted by name)."),
     slices: str = typer.Option("all", "--slices", help="Slices per volume: all, I, I,J,K, A:B or center:N."),

@@ -77,3 +77,10 @@ def test_every_documented_snippet_runs(doc, index, tmp_path):
     code = blocks(next(d for d in DOCS if d.name == doc), "python")[index]
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f"{doc} snippet {index}:\n{code}\n{r.stderr[-3000:]}"
+
+
+@pytest.mark.parametrize("doc", sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"], ids=lambda p: p.name)
+def test_no_unfilled_placeholders(doc):
+    """An all-caps token alone at a line's end (``H320_ROWS``, ``TODO_TABLE``) is a table never filled in."""
+    hits = [line for line in doc.read_text().splitlines() if re.search(r"(^|\s)[A-Z][A-Z0-9]*_[A-Z0-9_]+\s*$", line)]
+    assert not hits, f"{doc.name}: unfilled placeholder(s): {hits}"

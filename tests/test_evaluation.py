@@ -467,3 +467,28 @@ def test_a_run_that_produced_nothing_does_not_lock_the_folder(sim_dir, tmp_path)
     assert not (out / "run.json").exists()
     report = run_evaluation(_config(sim_dir, out, sampler={"dc": "gradient"}))  # other settings: accepted
     assert len(report.rows) == 8 and (out / "run.json").exists()
+
+
+def test_tuned_methods_sweep_lambda_and_the_slice_variant_never_sees_the_evaluated_slices(sim_dir, tmp_path):
+    """``-tuned`` is the oracle sweep on the evaluated slices; ``-tuned-slice`` picks λ on slice 0
+    (next to the evaluated slice 1) and so can only match the oracle, never beat it; with every
+    slice evaluated there is no tuning slice: a skipped row."""
+    import re
+
+    from mrirecon.evaluation import LAMBDA_SWEEP, run_evaluation
+
+    methods = ("sense", "sense-tuned", "sense-tuned-slice")
+    rows = run_evaluation(_config(sim_dir, tmp_path / "a", masks=("equispaced",), accelerations=(4.0,),
+                                  methods=methods, slices="1")).rows  # fmt: skip
+    for file in {r["file"] for r in rows}:
+        by = {r["method"]: r for r in rows if r["file"] == file}
+        assert {r["status"] for r in by.values()} == {"ok"}
+        oracle = float(re.search(r"best lam ([0-9.e+-]+) of 9", by["sense-tuned"]["note"]).group(1))
+        picked = re.search(r"lam ([0-9.e+-]+): best of 9 on slice 0 ", by["sense-tuned-slice"]["note"])
+        assert picked, by["sense-tuned-slice"]["note"]
+        grid = LAMBDA_SWEEP["sense"]
+        assert min(abs(v - oracle) / v for v in grid) < 1e-2 and min(abs(v - float(picked.group(1))) / v for v in grid) < 1e-2
+        assert by["sense-tuned"]["psnr"] >= max(by["sense"]["psnr"], by["sense-tuned-slice"]["psnr"]) - 1e-3
+    every = run_evaluation(_config(sim_dir, tmp_path / "b", masks=("equispaced",), accelerations=(4.0,),
+                                   methods=("sense-tuned-slice",), slices="all")).rows  # fmt: skip
+    assert {r["status"] for r in every} == {"skipped"} and "outside the evaluated" in every[0]["note"]

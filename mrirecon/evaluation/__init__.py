@@ -7,7 +7,7 @@
   shared by all methods of a mask, skipped cells reported, interrupted volumes resumed).
 """
 
-from mrirecon.evaluation.grid import CLASSICAL, METHODS, TUNED, WorkItem, find_scans, make_grid
+from mrirecon.evaluation.grid import CLASSICAL, METHODS, SLICE_TUNED, TUNED, WorkItem, find_scans, make_grid
 from mrirecon.evaluation.report import SummaryRow, plot_summary, summarize, summary_cells, summary_markdown
 from mrirecon.evaluation.runner import LAMBDA_SWEEP, EvalConfig, EvalReport, check_scan, run_evaluation
 from mrirecon.evaluation.store import COLUMNS, ResultsTable, merge_tables, part_files, part_path
@@ -17,6 +17,7 @@ __all__ = [
     "COLUMNS",
     "LAMBDA_SWEEP",
     "METHODS",
+    "SLICE_TUNED",
     "TUNED",
     "EvalConfig",
     "EvalReport",

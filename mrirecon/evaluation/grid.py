@@ -16,14 +16,16 @@ from pathlib import Path
 from mrirecon.errors import positive_int, require
 from mrirecon.recon.methods import CLASSICAL_METHODS
 
-__all__ = ["CLASSICAL", "METHODS", "TUNED", "WorkItem", "find_scans", "fmt_r", "make_grid"]
+__all__ = ["CLASSICAL", "METHODS", "SLICE_TUNED", "TUNED", "WorkItem", "find_scans", "fmt_r", "make_grid"]
 
 #: Methods of ``evaluate``. ``aid`` and ``unet`` run the priors of the run's configuration; the
-#: ``-tuned`` methods sweep the classical method's λ against the reference and keep the best
-#: (the oracle baseline a fair comparison needs); the others are the classical methods with
-#: their automatic (discrepancy-principle) regularisation.
+#: classical methods run with their default λ (chosen on tuning scans, :mod:`mrirecon.recon.classical`).
+#: ``-tuned`` methods sweep λ against the evaluated slices' reference and keep the best (the
+#: oracle ceiling); ``-tuned-slice`` methods sweep λ on one *other* slice of the volume (its
+#: reference) and apply the winner to the evaluated slices: an expert tuning on a calibration slice.
 TUNED = ("sense-tuned", "l1-wavelet-tuned")
-METHODS = ("aid", "unet", "l1-wavelet", "sense", "zero-filled") + TUNED
+SLICE_TUNED = ("sense-tuned-slice", "l1-wavelet-tuned-slice")
+METHODS = ("aid", "unet", "l1-wavelet", "sense", "zero-filled") + TUNED + SLICE_TUNED
 CLASSICAL = CLASSICAL_METHODS
 
 

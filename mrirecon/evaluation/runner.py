@@ -29,17 +29,18 @@ from typing import Any
 import numpy as np
 
 from mrirecon.errors import MrireconError, check_choice, positive_int, require
-from mrirecon.evaluation.grid import CLASSICAL, METHODS, TUNED, WorkItem, find_scans, fmt_r, make_grid
+from mrirecon.evaluation.grid import CLASSICAL, METHODS, SLICE_TUNED, TUNED, WorkItem, find_scans, fmt_r, make_grid
 from mrirecon.evaluation.report import SummaryRow, summarize, write_reports
 from mrirecon.evaluation.store import ResultsTable, merge_tables, part_files, part_path
 from mrirecon.files import atomic_write_text
 
 __all__ = ["EvalConfig", "EvalReport", "check_scan", "run_evaluation", "LAMBDA_SWEEP"]
 
-#: λ grid of the ``-tuned`` methods, relative (L1: to max|Aᴴy|; SENSE: Tikhonov weight on AᴴA).
+#: λ grid of the ``-tuned`` and ``-tuned-slice`` methods, by classical method, relative (L1: to
+#: max|Aᴴy|; SENSE: Tikhonov weight on AᴴA).
 LAMBDA_SWEEP = {
-    "l1-wavelet-tuned": tuple(float(v) for v in np.logspace(-4, -0.5, 11)),
-    "sense-tuned": tuple(float(v) for v in np.logspace(-4, 0, 9)),
+    "l1-wavelet": tuple(float(v) for v in np.logspace(-4, -0.5, 11)),
+    "sense": tuple(float(v) for v in np.logspace(-4, 0, 9)),
 }
 
 
@@ -347,8 +348,20 @@ class _Runner:
             res = reconstruct(scan.kspace, mask, item.method, progress=False, **base)
             note = f"lam {res.info['lam']:g}" if "lam" in res.info else ""
             return res.image, res.info, note
+        method = _base_method(item.method)
         if item.method in TUNED:
-            return self._sweep(scan, mask, item, base)
+            lam, _, res = self._sweep(scan, mask, method, base)
+            return res.image, res.info, f"best lam {lam:.3g} of {len(LAMBDA_SWEEP[method])} (oracle sweep)"
+        if item.method in SLICE_TUNED:
+            other = _tuning_slice(scan.slices, scan.num_slices)
+            from mrirecon.data.scan import prepare_scan
+            from mrirecon.physics.coils import calibrate
+
+            tune = prepare_scan(scan.path, [other])
+            tmaps = calibrate(tune.kspace * mask.mask, mask.mask, self.config.sens).maps
+            lam, score, _ = self._sweep(tune, mask, method, {**base, "sens": tmaps})
+            res = reconstruct(scan.kspace, mask, method, lam=lam, progress=False, **base)
+            return res.image, res.info, f"lam {lam:.3g}: best of {len(LAMBDA_SWEEP[method])} on slice {other} ({score:.2f} dB)"
         name = f"{scan.path.stem}_{item.mask}_R{fmt_r(item.acceleration)}_{item.method}.h5"
         res = reconstruct(
             scan.kspace, mask, self._prior(item.method), steps=self.config.steps, n_samples=self.config.n_samples,
@@ -357,22 +370,20 @@ class _Runner:
         )  # fmt: skip
         return res.image, res.info, f"first slice {res.info.get('first_slice')}"
 
-    def _sweep(self, scan, mask, item: WorkItem, base: dict):
-        """The oracle λ sweep of a ``-tuned`` method: the best PSNR against the reference."""
+    def _sweep(self, scan, mask, method: str, base: dict):
+        """(λ, PSNR, result) of the λ of :data:`LAMBDA_SWEEP` with the best PSNR on ``scan``'s reference."""
         from mrirecon.metrics import evaluate
         from mrirecon.physics.fft import center_crop
         from mrirecon.recon import reconstruct
 
-        method = item.method.removesuffix("-tuned")
         best = None
-        for lam in LAMBDA_SWEEP[item.method]:
+        for lam in LAMBDA_SWEEP[method]:
             res = reconstruct(scan.kspace, mask, method, lam=lam, progress=False, **base)
             score = evaluate(scan.reference, center_crop(res.image, scan.reference.shape[-2:]),
                              normalize=self.config.normalize, data_range=scan.reference_max).psnr  # fmt: skip
-            if best is None or score > best[0]:
-                best = (score, lam, res)
-        _, lam, res = best
-        return res.image, res.info, f"best lam {lam:.3g} of {len(LAMBDA_SWEEP[item.method])} (oracle sweep)"
+            if best is None or score > best[1]:
+                best = (lam, score, res)
+        return best
 
     def run(self, path: Path, item: WorkItem) -> dict[str, Any]:
         from mrirecon.data.scan import mask_seed
@@ -393,6 +404,9 @@ class _Runner:
             return row
         mask, cal = cell
         row.update(effective_acceleration=float(mask.acceleration), sens=cal.describe())
+        if item.method in SLICE_TUNED and _tuning_slice(scan.slices, scan.num_slices) is None:
+            row.update(status="skipped", note="its λ sweep needs a slice outside the evaluated ones (see --slices)")
+            return row
         tic = time.perf_counter()
         image, info, note = self._reconstruct(scan, mask, cal.maps, item)
         seconds = time.perf_counter() - tic
@@ -416,6 +430,21 @@ class _Runner:
             n_slices=len(evaluated), per_slice=json.dumps(per, separators=(",", ":")),
         )  # fmt: skip
         return row
+
+
+def _base_method(method: str) -> str:
+    """The classical method a ``-tuned`` / ``-tuned-slice`` method sweeps (others: itself)."""
+    return method.removesuffix("-slice").removesuffix("-tuned")
+
+
+def _tuning_slice(evaluated: Sequence[int], num_slices: int) -> int | None:
+    """The slice a ``-tuned-slice`` method tunes on: next to the evaluated ones, never one of them."""
+    below, above = min(evaluated) - 1, max(evaluated) + 1
+    if below >= 0 and below not in evaluated:
+        return below
+    if above < num_slices and above not in evaluated:
+        return above
+    return next((s for s in range(num_slices) if s not in set(evaluated)), None)
 
 
 def _span(idx: Sequence[int]) -> str:
