@@ -33,6 +33,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
 def _flags_without_a_type_column() -> None:
     """Typer 0.2x prints ``<bool>`` beside on/off flags (``--resume <bool>``), which reads as if the flag
     took a value; flags show no type instead. A no-op where Typer's internals differ."""

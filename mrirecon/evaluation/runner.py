@@ -440,9 +440,9 @@ def _base_method(method: str) -> str:
 def _tuning_slice(evaluated: Sequence[int], num_slices: int) -> int | None:
     """The slice a ``-tuned-slice`` method tunes on: next to the evaluated ones, never one of them."""
     below, above = min(evaluated) - 1, max(evaluated) + 1
-    if below >= 0 and below not in evaluated:
+    if below >= 0:
         return below
-    if above < num_slices and above not in evaluated:
+    if above < num_slices:
         return above
     return next((s for s in range(num_slices) if s not in set(evaluated)), None)
 
