@@ -196,7 +196,7 @@ THREADS_OPTION = typer.Option(
 SENS_OPTION = typer.Option(
     "auto",
     "--sens",
-    help="Coil maps: auto (ESPIRiT adapted to the calibration lines, JSENSE below 5), espirit, direct, jsense, "
+    help="Coil maps: auto (ESPIRiT adapted to the calibration lines, JSENSE below 5; direct maps instead when they predict held-out k-space lines better), espirit, direct, jsense, "
     "espirit-sigpy, or a maps file (.h5 from mrirecon sens, .npy, BART .cfl).",
 )
 CALIB_OPTION = typer.Option(None, "--calib", help="Coil-map calibration region HxW (default: the ACS, at most 32x24).")
@@ -215,7 +215,7 @@ FIRST_SLICE_OPTION = typer.Option(
     help="Slice 0 of an AID prior: auto (the UNet twin when known, else cold), twin, cold, or given (fully sampled).",
 )  # fmt: skip
 LAM_OPTION = typer.Option(
-    None, "--lam", help="sense: Tikhonov weight (default 2e-3); l1-wavelet: weight relative to max|A^H y| (default 3e-4)."
+    None, "--lam", help="sense: Tikhonov weight; l1-wavelet: weight relative to max|A^H y| (default: chosen per scan by k-space hold-out, see docs/user_guide.md)."
 )
 ITERS_OPTION = typer.Option(None, "--iters", help="sense / l1-wavelet iterations (default 50 / 100).")
 

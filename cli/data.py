@@ -1,4 +1,5 @@
-"""Data commands: ``info`` (inspect a file), ``mask`` (make a sampling mask), ``sens`` (coil maps)."""
+"""Data commands: ``convert`` (raw data -> fastMRI file), ``info`` (inspect a file), ``mask`` (make a sampling
+mask), ``sens`` (coil maps)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,64 @@ from mrirecon.cli._common import (
     start,
 )
 from mrirecon.errors import MrireconError
+
+# --------------------------------------------------------------------------------------------
+# convert
+
+
+@command(
+    "convert",
+    epilog=examples(
+        "mrirecon convert brain.mat -o brain.h5 --axes readout,phase,coil             # MATLAB 256 x 256 x 4 k-space",
+        "mrirecon convert coils.mat -o brain.h5 --axes readout,phase,coil --image-domain --var DATA",
+        "mrirecon convert slice.cfl -o slice.h5 --axes -,readout,phase,coil --pixel-size 0.9",
+        "mrirecon convert meas_MID42.dat -o gre.h5                                    # Siemens twix",
+        "mrirecon convert acq.mrd.h5 -o scan.h5                                       # ISMRMRD / MRD",
+        "mrirecon recon brain.h5 -o recon.h5 --mask equispaced -R 4 --png recon.png",
+    ),
+)
+def convert_cmd(
+    input: Path = typer.Argument(..., help="Raw data: BART .cfl/.hdr, .npy, MATLAB .mat (v5 or v7.3), ISMRMRD .h5, "
+                                 "Siemens twix .dat."),  # fmt: skip
+    out: Path = typer.Option(..., "--out", "-o", help="Output fastMRI-layout .h5 (kspace, ismrmrd_header, "
+                             "reconstruction_rss when fully sampled)."),  # fmt: skip
+    axes: str = typer.Option(None, "--axes", help="Arrays: what each dimension is, in order, from readout, phase, "
+                             "coil, slice and - (a singleton to drop); trailing singletons may be omitted. "
+                             "BART files default to BART's order."),  # fmt: skip
+    var: str = typer.Option(None, "--var", help="MATLAB variable (default: the only complex array)."),
+    image_domain: bool = typer.Option(False, "--image-domain", help="The array holds coil images, not k-space."),
+    pixel_size: str = typer.Option(None, "--pixel-size", help="Pixel size in mm: MM or READOUT,PHASE (default: "
+                                   "from the header; arrays: unknown)."),  # fmt: skip
+    oversampling: float = typer.Option(None, "--readout-oversampling", help="Arrays: readout oversampling factor "
+                                       "(2 for a 2x oversampled readout; default 1; twix/ISMRMRD: from the header)."),  # fmt: skip
+    keep_padding: bool = typer.Option(False, "--keep-padding", help="Keep zero-padded phase-encode columns "
+                                      "(default: trimmed symmetrically)."),  # fmt: skip
+) -> None:
+    """Convert raw k-space (or coil images) into a fastMRI-layout file that every command reads."""
+    from mrirecon.data.convert import convert, parse_axes
+
+    suffix = input.suffix.lower()
+    if suffix not in (".cfl", ".hdr"):
+        input = existing_file(input)
+    output_path(out, (".h5",), "--out", [input])
+    written, raw, full = convert(input, out, axes=parse_axes(axes), var=var, image_domain=image_domain,
+                                 pixel_size=pixel_size, readout_oversampling=oversampling,
+                                 trim=not keep_padding)  # fmt: skip
+    saved(written)
+    S, C, H, W = raw.kspace.shape
+    t = _kv_table(f"converted {input.name}")
+    t.add_row("kspace", f"{S} slice(s) x {C} coil(s) x {H} readout x {W} phase encode")
+    if raw.recon_height != H:
+        t.add_row("readout oversampling", f"{H} -> {raw.recon_height} (removed when read)")
+    px = raw.pixel_size_mm
+    if px is not None:
+        t.add_row("pixel size", f"{px[0]:.3g} x {px[1]:.3g} mm")
+    t.add_row("sampling", "fully sampled: reconstruction_rss written" if full else "undersampled: no reference")
+    for note in raw.notes:
+        t.add_row("note", note)
+    t.add_row("written", str(written))
+    console.print(t)
+
 
 # --------------------------------------------------------------------------------------------
 # info
@@ -204,7 +263,7 @@ def sens_cmd(
     input: Path = typer.Argument(..., help="fastMRI .h5 file ('sample': the bundled scan)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .h5 (dataset 'sens_maps') or .npy."),
     method: str = typer.Option(
-        "auto", "--method", help="auto (ESPIRiT adapted to the calibration lines, JSENSE below 5), espirit, direct, "
+        "auto", "--method", help="auto (ESPIRiT adapted to the calibration lines, JSENSE below 5; direct maps instead when they predict held-out k-space lines better), espirit, direct, "
         "jsense, espirit-sigpy."
     ),
     mask: str = typer.Option(

@@ -73,6 +73,8 @@ def evaluate_cmd(
     threads: int = THREADS_OPTION,
     save_recons: bool = typer.Option(False, "--save-recons", help="Also write every reconstruction (.h5)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write metric-vs-acceleration PNGs."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first unreadable or unevaluable file (exit 2) "
+                                "instead of writing its rows as skipped and going on."),  # fmt: skip
 ) -> None:
     """Evaluate methods on a folder of fastMRI files; resumable, shardable with torchrun.
 
@@ -85,6 +87,7 @@ def evaluate_cmd(
     """
     from rich import box
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.markup import escape
     from rich.table import Table
 
     from mrirecon.distributed import context_from_env
@@ -113,6 +116,7 @@ def evaluate_cmd(
         save_recons=save_recons,
         plots=plots,
         progress=True,
+        strict=strict,
     )
     ctx = context_from_env()
     show = ctx.is_main
@@ -172,6 +176,11 @@ def evaluate_cmd(
         table.add_row(*summary_cells(r, digits=3)[: len(header)])
     console.print(table)
     console.print(f"{report.done} rows computed, {report.skipped} reused from earlier runs.")
+    if report.bad_files:
+        console.print(f"[yellow]{len(report.bad_files)} file(s) skipped[/yellow] (unreadable or not evaluable; "
+                      "--strict stops at the first):")  # fmt: skip
+        for reason in report.bad_files.values():
+            console.print(f"  {escape(reason)}")
     width = max((len(k) for k in report.paths), default=0)
     for name, path in report.paths.items():
         if path.exists():

@@ -1,6 +1,6 @@
 """Typer application behind the ``mrirecon`` command.
 
-Each command lives in a module of this package (``data``: info/mask/sens, ``recon``:
+Each command lives in a module of this package (``data``: convert/info/mask/sens, ``recon``:
 recon/demo, ``evaluate``, ``prior``: priors/train/sample); importing them registers them on
 :data:`app` in the order they appear in ``mrirecon --help``.
 """
@@ -12,7 +12,7 @@ import typer
 from mrirecon.cli._common import app, console
 from mrirecon.cli import recon as _recon  # noqa: F401  (registers demo, recon)
 from mrirecon.cli import evaluate as _evaluate  # noqa: F401  (registers evaluate)
-from mrirecon.cli import data as _data  # noqa: F401  (registers info, mask, sens)
+from mrirecon.cli import data as _data  # noqa: F401  (registers convert, info, mask, sens)
 from mrirecon.cli import prior as _prior  # noqa: F401  (registers priors, train, sample)
 
 __all__ = ["app"]

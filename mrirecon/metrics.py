@@ -286,8 +286,9 @@ def evaluate(
         Centre-crop both volumes to this size first (fastMRI's evaluate crops to
         ``(W_ref, W_ref)``). The scale is fitted on the cropped volumes.
     data_range : float, optional
-        The "max" of PSNR/SSIM; default: the max of ``ref``. When ``ref`` holds only some
-        slices of a volume, pass the whole reference volume's max (fastMRI's semantics).
+        The "max" of PSNR/SSIM; default: the max of the whole (cropped) ``ref``, the slices in
+        ``exclude`` included (fastMRI's semantics). When ``ref`` holds only some slices of a
+        volume, pass the whole reference volume's max.
     exclude : list of int
         Slices left out of every metric, e.g. ``info["given_slices"]`` (copied from fully
         sampled data, so they would flatter the reconstruction).
@@ -301,10 +302,6 @@ def evaluate(
         f"normalize must be one of {', '.join(_NORMALIZATIONS)}, got {normalize!r}",
     )
     g, p = _pair(ref, recon)
-    if exclude:
-        keep = [i for i in range(g.shape[0]) if i not in set(int(e) for e in exclude)]
-        require(keep, f"exclude={list(exclude)} leaves no slice to evaluate")
-        g, p = g[keep], p[keep]
     if crop is not None:
         require(
             len(tuple(crop)) == 2 and all(int(c) > 0 for c in crop),
@@ -316,6 +313,12 @@ def evaluate(
         )
         g = np.ascontiguousarray(center_crop(g, tuple(crop)))
         p = np.ascontiguousarray(center_crop(p, tuple(crop)))
+    # The whole (cropped) reference volume sets the range, excluded slices included: fastMRI's max.
+    data_range = _data_range(g, data_range)
+    if exclude:
+        keep = [i for i in range(g.shape[0]) if i not in set(int(e) for e in exclude)]
+        require(keep, f"exclude={list(exclude)} leaves no slice to evaluate")
+        g, p = g[keep], p[keep]
     if normalize == "lstsq":
         scale = fit_scale(g, p)
     elif normalize == "max":

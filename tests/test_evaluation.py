@@ -492,3 +492,72 @@ def test_tuned_methods_sweep_lambda_and_the_slice_variant_never_sees_the_evaluat
     every = run_evaluation(_config(sim_dir, tmp_path / "b", masks=("equispaced",), accelerations=(4.0,),
                                    methods=("sense-tuned-slice",), slices="all")).rows  # fmt: skip
     assert {r["status"] for r in every} == {"skipped"} and "outside the evaluated" in every[0]["note"]
+
+
+def _bad_files(folder: Path) -> dict[str, str]:
+    """A folder of good files next to bad ones (issue: one bad file stopped the whole batch)."""
+    import h5py
+
+    from mrirecon.data import write_fastmri_scan
+
+    _data(folder, 2)
+    good = (folder / "vol0.h5").read_bytes()
+    (folder / "truncated.h5").write_bytes(good[: len(good) // 3])
+    rng = np.random.default_rng(0)
+    k = (rng.standard_normal((2, 4, 48, 48)) + 1j * rng.standard_normal((2, 4, 48, 48))).astype(np.complex64)
+    write_fastmri_scan(folder / "noref.h5", k)  # a test/challenge-style file: no reconstruction_rss
+    with h5py.File(folder / "dangling.h5", "w") as f:
+        f["kspace"] = h5py.ExternalLink("gone.h5", "/kspace")
+        f["reconstruction_rss"] = np.ones((2, 48, 48), np.float32)
+    with h5py.File(folder / "shapes.h5", "w") as f:
+        f["kspace"] = np.ones((48, 48), np.complex64)
+        f["reconstruction_rss"] = np.ones((2, 48, 48), np.float32)
+    return {"truncated.h5": "truncated", "noref.h5": "reference", "dangling.h5": "link", "shapes.h5": "kspace"}
+
+
+def test_bad_files_are_skipped_rows_and_the_rest_goes_on(tmp_path):
+    from mrirecon.evaluation import run_evaluation
+
+    bad = _bad_files(tmp_path / "data")
+    cfg = _config(tmp_path / "data", tmp_path / "out", masks=("equispaced",), accelerations=(4.0,))
+    report = run_evaluation(cfg)
+    assert set(report.bad_files) == set(bad)
+    for name, word in bad.items():
+        assert name in report.bad_files[name] and word in report.bad_files[name].lower(), report.bad_files[name]
+        assert "\n" not in report.bad_files[name]
+    by_file = {r["file"]: r for r in report.rows}
+    assert by_file["vol0.h5"]["status"] == by_file["vol1.h5"]["status"] == "ok"
+    assert all(by_file[name]["status"] == "skipped" for name in bad)
+    again = run_evaluation(cfg)  # a rerun reuses the skipped rows, computes nothing
+    assert again.done == 0 and len(again.rows) == len(report.rows)
+
+
+def test_strict_stops_at_the_first_bad_file(tmp_path):
+    from mrirecon.evaluation import run_evaluation
+
+    _bad_files(tmp_path / "data")
+    with pytest.raises(MrireconError, match=r"\.h5"):
+        run_evaluation(_config(tmp_path / "data", tmp_path / "out", strict=True))
+
+
+def test_cli_evaluate_over_bad_files_exits_0_with_a_count(tmp_path):
+    from typer.testing import CliRunner
+
+    from mrirecon.cli.main import app
+
+    bad = _bad_files(tmp_path / "data")
+    args = ["evaluate", str(tmp_path / "data"), "-o", str(tmp_path / "out"), "--masks", "equispaced",
+            "--accelerations", "4", "--methods", "zero-filled", "--sens", "direct", "--no-plots"]  # fmt: skip
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert f"{len(bad)} file(s) skipped" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, [*args[:3], str(tmp_path / "out2"), *args[4:], "--strict"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_out_that_is_a_file_is_refused_before_any_work(tmp_path):
+    from mrirecon.evaluation import run_evaluation
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(MrireconError, match="exists and is not a folder"):
+        run_evaluation(_config(tmp_path, tmp_path / "afile"))

@@ -140,3 +140,15 @@ def test_bad_options():
         evaluate(gt, np.zeros_like(pred))
     with pytest.raises(MrireconError, match="at least 7x7"):
         ssim(np.ones((1, 5, 5)), np.ones((1, 5, 5)))
+
+
+def test_exclude_keeps_the_whole_volume_data_range():
+    """fastMRI's max is over the whole reference volume: excluding its brightest slice must not change it."""
+    rng = np.random.default_rng(3)
+    ref = rng.random((3, 16, 16))
+    ref[0] *= 4.0  # the brightest slice, excluded below
+    recon = ref + 0.01 * rng.standard_normal(ref.shape)
+    m = evaluate(ref, recon, normalize="none", exclude=[0])
+    assert m.data_range == pytest.approx(ref.max())
+    assert m.psnr == pytest.approx(psnr(ref[1:], recon[1:], maxval=ref.max()))
+    assert evaluate(ref, recon, normalize="none", exclude=[0], data_range=1.0).data_range == 1.0

@@ -153,11 +153,18 @@ def test_classical_methods_through_the_same_call(method, scan, mask):
 
 @pytest.mark.parametrize("method", ["sense", "l1-wavelet"])
 def test_classical_defaults(method, scan, mask):
-    """Without lam the tuned defaults are used (and recorded), and the result beats zero-filling."""
-    from mrirecon.recon.classical import DEFAULT_LAMBDA
+    """Without lam, λ is chosen by k-space hold-out (and recorded), and the result beats zero-filling."""
+    from mrirecon.recon.classical import DEFAULT_LAMBDA, HOLDOUT_GRID
 
     res = reconstruct(scan.kspace, mask, prior=method, sens=scan.maps, progress=False)
-    assert res.info["lam"] == DEFAULT_LAMBDA[method] and res.info["lam_source"] == "default"
+    held = reconstruct(scan.kspace, make_mask("equispaced", (32, 32), 2, seed=0, acs_lines=4).mask, prior=method,
+                       sens=scan.maps, progress=False)  # fmt: skip
+    assert held.info["lam_source"] == "holdout" and len(held.info["lam_holdout_error"]) >= len(HOLDOUT_GRID[method])
+    assert held.info["lam"] in HOLDOUT_GRID[method] or held.info.get("lam_l2")
+    # a mask with too few lines outside its calibration region keeps the fixed default
+    few = make_mask("equispaced", (32, 32), 3, seed=0, acs_lines=8).mask  # 3 lines outside the ACS
+    fixed = reconstruct(scan.kspace, few, prior=method, sens=scan.maps, progress=False)
+    assert fixed.info["lam"] == DEFAULT_LAMBDA[method] and fixed.info["lam_source"].startswith("default")
     zf = reconstruct(scan.kspace, mask, prior="zero-filled", sens=scan.maps)
     truth = scan.image
 

@@ -279,6 +279,13 @@ def open_scan(path: str | os.PathLike) -> Scan:
         ``scan.reference_image`` -> (S, H_r, W_r) float32 or None.
     """
     path = Path(path)
+    try:
+        return _read_metadata(path)
+    except KeyError as e:  # h5py: a dangling external or soft link (the name exists, its target does not)
+        raise MrireconError(f"{path}: a dataset cannot be opened, e.g. a link to a missing file ({' '.join(str(e).split())})") from None
+
+
+def _read_metadata(path: Path) -> Scan:
     with _open_h5(path) as f:
         require("kspace" in f, f"{path}: missing dataset 'kspace' ({_LAYOUT})")
         ks = f["kspace"]

@@ -266,6 +266,6 @@ def prepare_scan(path: str | os.PathLike, slices: list[int] | str | None = None)
         reference_max=ref_max,
         recon_size=scan.recon_size,
         readout=(h_file, int(kspace.shape[-2])),
-        pixel_size_mm=pixel_size(scan.header),
+        pixel_size_mm=None if scan.attrs.get("pixel_size_known") is False else pixel_size(scan.header),
         noise_std=noise,
     )

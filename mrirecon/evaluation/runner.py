@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -96,6 +97,7 @@ class EvalConfig:
     center_fraction: float | None = None
     sens: str = "auto"
     aid_prior: str = "default"
+    strict: bool = False
     unet_prior: str = "default-unet"
     normalize: str = "lstsq"
     device: str = "auto"
@@ -115,6 +117,10 @@ class EvalConfig:
         from mrirecon.physics.coils import SENS_METHODS
         from mrirecon.physics.masks import KINDS
 
+        out = Path(self.out_dir)
+        require(not out.exists() or out.is_dir(), f"--out {out}: exists and is not a folder; give a results folder")
+        parent = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+        require(os.access(parent, os.W_OK), f"--out {out}: {parent} is not writable")
         for m in self.masks:
             require(m in KINDS, f"--masks: unknown mask kind {m!r}; expected one of {', '.join(KINDS)}")
         for meth in self.methods:
@@ -159,6 +165,7 @@ class EvalReport:
     paths: dict[str, Path] = field(default_factory=dict)
     rank: int = 0
     world_size: int = 1
+    bad_files: dict[str, str] = field(default_factory=dict)
 
 
 def _check_run_file(path: Path, config: EvalConfig) -> bool:
@@ -233,8 +240,11 @@ def run_evaluation(config: EvalConfig, progress: Progress | None = None) -> Eval
         todo = [it for it in grid if it.key not in done_keys]
         barrier()  # every rank has read the same finished set before anyone appends
         mine = shard(todo, ctx.rank, ctx.world_size, key=lambda it: it.file)
-        for name in dict.fromkeys(it.file for it in mine):  # fail now, not hours into the run
-            check_scan(by_name[name])
+        bad: dict[str, str] = {}
+        for name in dict.fromkeys(it.file for it in mine):  # find bad files now, not hours into the run
+            reason = _unreadable(by_name[name], config.strict)
+            if reason:
+                bad[name] = reason
         table = ResultsTable(main if not ctx.distributed else part_path(main, ctx.rank))
         notify("start", {"total": len(grid), "todo": len(todo), "mine": len(mine), "rank": ctx.rank,
                          "world_size": ctx.world_size})  # fmt: skip
@@ -245,7 +255,15 @@ def run_evaluation(config: EvalConfig, progress: Progress | None = None) -> Eval
             for item in mine:
                 notify("item", {"file": item.file, "mask": item.mask, "acceleration": item.acceleration,
                                 "method": item.method})  # fmt: skip
-                row = runner.run(by_name[item.file], item)
+                if item.file not in bad:
+                    try:
+                        row = runner.run(by_name[item.file], item)
+                    except (MrireconError, OSError, KeyError) as e:
+                        if config.strict:
+                            raise
+                        bad[item.file] = _one_line(by_name[item.file], e)
+                if item.file in bad:  # one skipped row per cell, so a rerun does not retry the file
+                    row = _skipped_row(item, bad[item.file], str(device), config)
                 if not has_run_file and ctx.is_main:
                     _write_run_file(run_file, config)  # the folder is now this run's
                     has_run_file = True
@@ -257,7 +275,8 @@ def run_evaluation(config: EvalConfig, progress: Progress | None = None) -> Eval
 
         counts = gather_objects(n_done)
         barrier()
-        report = EvalReport(done=n_done, skipped=len(grid) - len(todo), rank=ctx.rank, world_size=ctx.world_size)
+        report = EvalReport(done=n_done, skipped=len(grid) - len(todo), rank=ctx.rank, world_size=ctx.world_size,
+                            bad_files=bad)  # fmt: skip
         if ctx.is_main:
             if any(ResultsTable(p).rows() for p in part_files(main)) and not run_file.exists():
                 _write_run_file(run_file, config)
@@ -268,6 +287,34 @@ def run_evaluation(config: EvalConfig, progress: Progress | None = None) -> Eval
             report.summary = summarize(report.rows)
         barrier()
     return report
+
+
+def _one_line(path: Path, exc: BaseException) -> str:
+    """An error of a bad file as one line naming it (h5py's and torch's messages are multi-line or bare)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, KeyError):
+        text = f"dataset {text} cannot be read (missing, or a dangling external link)"
+    return text if str(path) in text or path.name in text else f"{path}: {text}"
+
+
+def _unreadable(path: Path, strict: bool) -> str | None:
+    """Why ``path`` cannot be evaluated (one line), or None; ``strict`` raises instead."""
+    try:
+        check_scan(path)
+    except (MrireconError, OSError, KeyError) as e:
+        if strict:
+            raise MrireconError(_one_line(path, e)) from None
+        return _one_line(path, e)
+    return None
+
+
+def _skipped_row(item: WorkItem, reason: str, device: str, config: EvalConfig) -> dict[str, Any]:
+    return {
+        "file": item.file, "mask": item.mask, "acceleration": float(item.acceleration), "method": item.method,
+        "status": "skipped", "effective_acceleration": math.nan, "mask_seed": 0, "slices": "", "n_slices": 0,
+        "psnr": math.nan, "ssim": math.nan, "nmse": math.nan, "nrmse": math.nan, "normalization": config.normalize,
+        "scale": math.nan, "seconds": 0.0, "device": device, "sens": "", "note": f"bad file: {reason}", "per_slice": "{}",
+    }  # fmt: skip
 
 
 def check_scan(path: Path):
@@ -346,7 +393,9 @@ class _Runner:
         base = dict(sens=maps, seed=self.config.seed, device=str(self.device), pixel_size_mm=scan.pixel_size_mm)
         if item.method in CLASSICAL:
             res = reconstruct(scan.kspace, mask, item.method, progress=False, **base)
-            note = f"lam {res.info['lam']:g}" if "lam" in res.info else ""
+            note = f"lam {res.info['lam']:g} ({res.info['lam_source'].split(' ')[0]})" if "lam" in res.info else ""
+            if res.info.get("lam_l2"):
+                note += f", l2 {res.info['lam_l2']:g}"
             return res.image, res.info, note
         method = _base_method(item.method)
         if item.method in TUNED:

@@ -61,6 +61,7 @@ __all__ = [
     "default_center_fraction",
     "equispaced_mask",
     "gaussian_mask",
+    "holdout_folds",
     "make_mask",
     "poisson_mask",
     "random_mask",
@@ -575,3 +576,57 @@ def calib_region(mask) -> tuple[int, int]:
         else:
             w -= 1
     return (0, 0)
+
+
+#: Folds of the k-space cross-validation: each holds out a fifth of the lines outside the calibration region.
+HOLDOUT_FOLDS = 5
+#: Fewer sampled lines (or points, for 2-D masks) outside the calibration region: no hold-out.
+MIN_HOLDOUT = 5
+
+
+def holdout_folds(mask, folds: int = HOLDOUT_FOLDS, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """Split a mask into training and validation parts for k-space cross-validation.
+
+    The sampled phase-encode lines outside the calibration region (:func:`calib_region`; for
+    2-D masks the sampled points outside the calibration box) are shuffled (seeded) and dealt
+    into ``folds`` validation sets; the calibration region always stays in training, so coil
+    maps can be estimated from every training part. A reconstruction from a training part
+    predicts its held-out samples; the relative error there (k-space cross-validation, as in
+    SSDU-style self-validation) ranks coil maps and regularisation weights without a reference.
+
+    Parameters
+    ----------
+    mask : ndarray or Tensor (W,) or (H, W), 0/1
+    folds : int >= 2
+    seed : int
+
+    Returns
+    -------
+    list of (train, val) : (H', W) float32 masks (H' = 1 for 1-D masks), each pair summing to the
+        mask, or None when fewer than ``max(folds, MIN_HOLDOUT)`` lines (points) lie outside the
+        calibration region.
+    """
+    require(int(folds) == folds and folds >= 2, f"folds must be an integer >= 2, got {folds!r}")
+    m = _mask_2d(mask)
+    H, W = m.shape
+    h, w = calib_region(m)
+    one_d = H == 1 or bool(np.all(m == m[:1]))
+    box = np.zeros(m.shape, bool)
+    if one_d:
+        box[:, W // 2 - w // 2 : W // 2 - w // 2 + w] = True
+        outside = np.nonzero(m[0] & ~box[0])[0]
+    else:
+        box[H // 2 - h // 2 : H // 2 - h // 2 + h, W // 2 - w // 2 : W // 2 - w // 2 + w] = True
+        outside = np.flatnonzero(m & ~box)
+    if outside.size < max(int(folds), MIN_HOLDOUT):
+        return None
+    order = np.random.default_rng(seed).permutation(outside)
+    out = []
+    for part in np.array_split(order, int(folds)):
+        val = np.zeros(m.shape, bool)
+        if one_d:
+            val[:, part] = True
+        else:
+            val.flat[part] = True
+        out.append(((m & ~val).astype(np.float32), val.astype(np.float32)))
+    return out

@@ -13,7 +13,10 @@ import torch
 
 from mrirecon.errors import require
 
-__all__ = ["conjugate_gradient"]
+__all__ = ["BREAKDOWN", "conjugate_gradient"]
+
+#: Relative curvature below which a CG direction counts as null space (float32 rounding is ~1e-7).
+BREAKDOWN = 1e-5
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -43,6 +46,14 @@ def conjugate_gradient(
         Maximum iterations (0 returns the start).
     tol : float
         Stop once every image's residual satisfies ``‖r‖ ≤ tol·‖b‖`` (0: run all ``iters``).
+
+    Notes
+    -----
+    Breakdown guard (per image): a search direction whose curvature ``pᴴAp / pᴴp`` falls below
+    :data:`BREAKDOWN` times the largest curvature met so far lies in the (numerical) null
+    space of a singular ``apply`` (e.g. AᴴA with fewer coils than the acceleration): a step
+    along it is rounding noise divided by almost zero, and float32 CG would run off to
+    1e9. That image stops there, as do images whose residual has reached ``tol``.
     """
     require(int(iters) == iters and iters >= 0, f"iters must be an integer >= 0, got {iters!r}")
     require(tol >= 0, f"tol must be >= 0, got {tol!r}")
@@ -51,16 +62,23 @@ def conjugate_gradient(
     p = r.clone()
     rr = _dot(r, r)
     stop = (tol**2) * _dot(b, b)
+    active = rr > stop if tol > 0 else rr > 0
+    curvature = torch.zeros_like(rr)  # the largest pᴴAp / pᴴp seen, per image
     for _ in range(int(iters)):
-        if tol > 0 and bool((rr <= stop).all()):
+        if not bool(active.any()):
             break
         ap = apply(p)
-        pap = _dot(p, ap)
-        alpha = torch.where(pap > 0, rr / torch.where(pap > 0, pap, 1), 0)  # converged images stop moving
+        pap, pp = _dot(p, ap), _dot(p, p)
+        ratio = pap / torch.where(pp > 0, pp, 1)
+        curvature = torch.maximum(curvature, ratio)
+        active = active & (pp > 0) & (ratio > BREAKDOWN * curvature)
+        alpha = torch.where(active, rr / torch.where(active, pap, 1), 0)  # stopped images stop moving
         x = x + alpha * p
         r = r - alpha * ap
         rr_new = _dot(r, r)
-        beta = torch.where(rr > 0, rr_new / torch.where(rr > 0, rr, 1), 0)
+        beta = torch.where(active, rr_new / torch.where(rr > 0, rr, 1), 0)
         p = r + beta * p
-        rr = rr_new
+        rr = torch.where(active, rr_new, rr)
+        if tol > 0:
+            active = active & (rr > stop)
     return x

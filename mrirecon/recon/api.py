@@ -276,14 +276,22 @@ def _classical(name: str, prep: Prepared, settings: ReconSettings, device) -> to
     if name == "zero-filled":
         image = classical.zero_filled(A, y)
     else:
-        lam = classical.DEFAULT_LAMBDA[name] if settings.lam is None else settings.lam
         iters = settings.iters or (50 if name == "sense" else 100)
-        if name == "sense":
-            image = classical.sense_cg(A, y, lam, iters)
-        else:
-            peak = A.adjoint(y).abs().flatten(1).amax(1).clamp_min(1e-30)
-            image = classical.l1_wavelet(A, y, lam * peak, iters)
-        info.update(lam=lam, iters=iters, lam_source="given" if settings.lam is not None else "default")
+        lam, l2, source = settings.lam, 0.0, "given"
+        if lam is None:
+            chosen = classical.holdout_lambda(name, A.maps, y, prep.mask[0].cpu().numpy(), iters)
+            lam, l2 = chosen["lam"], chosen["l2"] or 0.0
+            source = "holdout" if lam is not None else "default (too few lines outside the calibration region to hold out)"
+            lam = classical.DEFAULT_LAMBDA[name] if lam is None else lam
+            if chosen["errors"]:
+                info["lam_holdout_error"] = {k: round(v, 5) for k, v in chosen["errors"].items()}
+        image = classical.solve(name, A, y, lam, iters, l2)
+        if l2:
+            info["lam_l2"] = l2
+        if name == "l1-wavelet":
+            levels, padded = classical.wavelet_levels(tuple(y.shape[-2:]))
+            info.update(wavelet="db4", wavelet_levels=levels, wavelet_grid=list(padded))
+        info.update(lam=lam, iters=iters, lam_source=source)
     info["timings"]["recon"] = time.perf_counter() - tic
     return image.to(torch.complex64).cpu()
 
