@@ -176,6 +176,9 @@ def check_output(
             path.name.lower().endswith(tuple(s.lower() for s in suffixes)),
             f"{option} must end with {' or '.join(suffixes)}, got '{path}'",
         )
+    too_long = [p for p in path.parts if len(os.fsencode(p)) > 255]
+    require(not too_long, f"{option} '{path}': the name '{too_long[0][:40]}...' is longer than file systems allow (255 bytes)"
+            if too_long else "")  # fmt: skip
     require(not path.is_dir(), f"{option} '{path}' is a directory; give a file name")
     for src in inputs:
         if src is not None and Path(src).exists():

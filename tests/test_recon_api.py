@@ -370,3 +370,8 @@ def warnings_none():
             return ctx.__exit__(*exc)
 
     return _Guard()
+
+
+def test_seed_beyond_64_bits_is_refused_before_any_work(scan, mask):
+    with pytest.raises(MrireconError, match=r"seed must be an integer in \[0, 2\*\*63\)"):
+        reconstruct(scan.kspace, mask, prior="zero-filled", seed=2**64, progress=False)

@@ -257,3 +257,54 @@ def test_ambiguous_three_d_kspace_is_decided_by_the_file_or_refused(tmp_path):
         f["reconstruction_rss"] = np.ones((1, 16, 16), np.float32)
     s = open_scan(tmp_path / "multi.h5")
     assert s.kspace_shape == (1, 4, 16, 16) and s.load_kspace().shape == (1, 4, 16, 16)
+
+
+@pytest.mark.parametrize(
+    ("kspace", "kw", "match"),
+    [
+        (np.zeros((1, 2, 16, 16), np.complex64), {}, "kspace is all zero"),
+        (torch.zeros((1, 2, 16, 16), dtype=torch.complex64, device="meta"), {}, "'meta' tensor"),
+        (np.ones((1, 2, 16, 16), np.complex64), {"checkpoint": "/proc/no/run.h5"}, "checkpoint '/proc/no/run.h5': cannot write"),
+        (np.ones((1, 2, 16, 16), np.complex64), {"checkpoint": "x" * 300 + ".h5"}, "longer than file systems allow"),
+    ],
+)
+def test_bad_api_input_is_one_line_before_work(kspace, kw, match):
+    from mrirecon import reconstruct
+
+    with pytest.raises(MrireconError, match=match):
+        reconstruct(kspace, np.ones(16, np.float32), "sense" if not kw else "default", progress=False, **kw)
+
+
+def test_huge_and_tiny_kspace_scale_through_the_classical_methods():
+    """|k| ~ 1e30 squared overflows float32: the classical solvers work at unit scale and scale back."""
+    from mrirecon import reconstruct
+
+    rng = np.random.default_rng(0)
+    k = (rng.standard_normal((1, 4, 16, 16)) + 1j * rng.standard_normal((1, 4, 16, 16))).astype(np.complex64)
+    m = np.ones(16, np.float32)
+    base = reconstruct(k, m, "sense", sens="direct", lam=1e-2, progress=False).image
+    for scale in (1e30, 1e-30):
+        out = reconstruct(k * np.float32(scale), m, "sense", sens="direct", lam=1e-2, progress=False).image
+        np.testing.assert_allclose(out / np.float32(scale), base, rtol=1e-3, atol=1e-4 * np.abs(base).max())
+
+
+def test_given_maps_far_from_normalised_are_refused():
+    from mrirecon import reconstruct
+
+    k = np.ones((1, 2, 16, 16), np.complex64)
+    maps = np.full((1, 2, 16, 16), 1e20 / np.sqrt(2), np.complex64)
+    with pytest.raises(MrireconError, match="sens maps must be normalised .* got a maximum of 1e\\+40"):
+        reconstruct(k, np.ones(16, np.float32), "sense", sens=maps, progress=False)
+
+
+def test_commands_on_a_dangling_external_link_say_one_line(tmp_path):
+    with h5py.File(tmp_path / "dangling.h5", "w") as f:
+        f["kspace"] = h5py.ExternalLink("gone.h5", "/kspace")
+    for args in (["info"], ["recon", "-o", str(tmp_path / "r.h5")], ["sens", "-o", str(tmp_path / "m.h5")]):
+        r = CliRunner().invoke(app, [args[0], str(tmp_path / "dangling.h5"), *args[1:]])
+        assert r.exit_code == 2 and "link to a missing file" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_output_names_longer_than_the_file_system_allows(tmp_path):
+    r = CliRunner().invoke(app, ["recon", "sample", "-o", str(tmp_path / ("x" * 300 + ".h5")), "--prior", "zero-filled"])
+    assert r.exit_code == 2 and "longer than file systems allow" in r.output and "Traceback" not in r.output

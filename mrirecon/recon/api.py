@@ -225,6 +225,10 @@ def reconstruct(
         batch_size=batch_size, support=support, lam=lam, iters=iters,
     )  # fmt: skip
     require(callback is None or callable(callback), f"callback must be callable, got {type(callback).__name__}")
+    if checkpoint is not None:
+        from mrirecon.files import check_output
+
+        check_output(checkpoint, "checkpoint")  # before any work: a writable place, not a folder
     like_numpy = isinstance(kspace, np.ndarray)
     out_device = kspace.device if isinstance(kspace, torch.Tensor) else torch.device("cpu")
     classical = isinstance(prior, str) and prior in CLASSICAL_METHODS
@@ -269,7 +273,8 @@ def _classical(name: str, prep: Prepared, settings: ReconSettings, device) -> to
         dev = torch.device("cpu")  # the wavelet transform runs on the CPU
     m = prep.mask[:, None].to(dev)
     A = SenseOp(prep.maps.to(dev), m)
-    y = prep.y.to(dev)
+    peak = prep.y.abs().amax().clamp_min(1e-30)
+    y = (prep.y / peak).to(dev)  # solved at unit scale: |y|² of data near 1e30 overflows float32 (λ is scale-free)
     tic = time.perf_counter()
     info = prep.info
     info.update(method=name, prior=None, given_slices=[])
@@ -293,7 +298,7 @@ def _classical(name: str, prep: Prepared, settings: ReconSettings, device) -> to
             info.update(wavelet="db4", wavelet_levels=levels, wavelet_grid=list(padded))
         info.update(lam=lam, iters=iters, lam_source=source)
     info["timings"]["recon"] = time.perf_counter() - tic
-    return image.to(torch.complex64).cpu()
+    return (image.to(torch.complex64).cpu() * peak).to(torch.complex64)
 
 
 def _diffusion_prior(prior, device, precision) -> tuple[Any, str]:

@@ -41,10 +41,14 @@ def _as_kspace(kspace) -> torch.Tensor:
         f"kspace must be (slices, coils, kx, ky), got shape {tuple(kspace.shape)} (use k[None] for one slice)",
     )
     t = kspace if isinstance(kspace, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(kspace))
+    require(t.device.type != "meta", "kspace is a 'meta' tensor (shape only, no values); give real data")
     require(t.is_complex(), f"kspace must be complex, got dtype {t.dtype}")
     require(t.numel() > 0, f"kspace is empty, shape {tuple(t.shape)}")
     check_finite(t, "kspace")
-    return t.detach().to("cpu", torch.complex64)  # maps and scale are computed on the host once
+    t = t.detach().to("cpu", torch.complex64)  # maps and scale are computed on the host once
+    require(bool(torch.isfinite(t).all()), "kspace overflows float32 (|values| > 3.4e38); rescale it")
+    require(bool((t != 0).any()), "kspace is all zero: nothing was measured")
+    return t
 
 
 def _as_mask(mask, shape: tuple[int, int, int, int]) -> torch.Tensor:
@@ -108,6 +112,12 @@ def _given_maps(sens, shape) -> torch.Tensor:
     require(maps.is_complex(), f"sens maps must be complex, got dtype {maps.dtype}")
     check_finite(maps, "sens")
     require(bool((maps.abs() > 0).any()), "sens maps are all zero")
+    energy = float(maps.to(torch.complex128).abs().pow(2).sum(-3).max())
+    require(
+        1e-6 <= energy <= 1e6,
+        f"sens maps must be normalised (sum over coils of |S_c|^2 about 1 in the object), got a maximum of {energy:.3g}: "
+        "divide them by their root sum of squares",
+    )
     return maps.to(torch.complex64).expand(S, C, H, W).contiguous()
 
 
@@ -147,6 +157,7 @@ def prepare(kspace, mask, sens, sens_options, settings: ReconSettings, device) -
     S, C, H, W = k.shape
     m = _as_mask(mask, (S, C, H, W))
     y = k * m[:, None]
+    require(bool((y != 0).any()), "the mask keeps none of the non-zero k-space samples (mask and kspace do not overlap)")
     given = None
     if settings.first_slice == "given":
         unsampled = k[0] * (1 - m[0])
@@ -167,8 +178,10 @@ def prepare(kspace, mask, sens, sens_options, settings: ReconSettings, device) -
     }
     if _looks_oversampled(y):
         _warn(info, f"kspace ({H} readout x {W} phase-encode samples) looks 2x oversampled along the readout (the "
-                    "outer quarter of the image rows holds no signal): crop it with mrirecon.data.crop_readout "
-                    "(reconstruct_file and the commands do), or the prior sees anatomy at half its scale")  # fmt: skip
+                    "outer quarter of the image rows holds no signal) and is used as it is, so the prior sees anatomy at "
+                    "half its scale: crop it with mrirecon.data.crop_readout, or rewrite the file with "
+                    "`mrirecon convert FILE.npy -o OUT.h5 --readout-oversampling 2` (the commands crop by the "
+                    "ismrmrd_header's reconSpace)")  # fmt: skip
     return Prepared(y=y, mask=m, maps=maps, given=given, info=info)
 
 

@@ -53,8 +53,8 @@ class ReconSettings:
         positive_int(self.steps, "steps")
         positive_int(self.n_samples, "n_samples")
         require(
-            isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0,
-            f"seed must be an integer >= 0, got {self.seed!r}",
+            isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**63,
+            f"seed must be an integer in [0, 2**63), got {self.seed!r}",
         )
         check_choice(self.update, UPDATES, "update")
         require(
