@@ -385,15 +385,18 @@ def test_run_evaluation_resumes_a_diffusion_volume_mid_way(sim_dir, tmp_path, mo
     assert _comparable(resumed.rows) == _comparable(fresh.rows) and len(fresh.rows) == 1
 
 
-def test_run_evaluation_rejects_test_files(tmp_path):
+def test_run_evaluation_skips_test_files_or_rejects_them_when_strict(tmp_path):
     from mrirecon.data.fastmri import write_fastmri_scan
     from mrirecon.evaluation import run_evaluation
 
     d = tmp_path / "data"
     d.mkdir()
     write_fastmri_scan(d / "test.h5", np.ones((2, 2, 16, 16), np.complex64))  # no reference
+    report = run_evaluation(_config(d, tmp_path / "res"))
+    assert "no reference image" in report.bad_files["test.h5"]
+    assert report.rows and all(r["status"] == "skipped" for r in report.rows)
     with pytest.raises(MrireconError, match="no reference image"):
-        run_evaluation(_config(d, tmp_path / "res"))
+        run_evaluation(_config(d, tmp_path / "res2", strict=True))
 
 
 def _eval_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
