@@ -328,7 +328,7 @@ def evaluate(
     else:
         scale = 1.0
     p = p * scale
-    dr = _data_range(g, data_range)
+    dr = data_range  # validated above, before ``exclude``
     per = {
         "psnr": psnr_per_slice(g, p, dr),
         "ssim": ssim_per_slice(g, p, dr),

@@ -431,9 +431,7 @@ def convert(
         ``reconstruction_rss``: the RSS of the coil images, readout oversampling removed).
     """
     from mrirecon.data.fastmri import make_ismrmrd_header, write_fastmri_scan
-    from mrirecon.data.scan import crop_readout
-    from mrirecon.physics.coils import rss
-    from mrirecon.physics.fft import ifft2c
+    from mrirecon.data.simulate import rss_reference
 
     raw = read_raw(path, **read_options)
     given = _parse_pixel(pixel_size)
@@ -441,7 +439,7 @@ def convert(
     S, C, H, W = raw.kspace.shape
     sampled = np.abs(raw.kspace).reshape(-1, W).max(0) > 0
     full = bool(sampled.all())
-    ref = rss(ifft2c(crop_readout(raw.kspace, raw.recon_height))) if full else None
+    ref = rss_reference(raw.kspace, (raw.recon_height, W)) if full else None
     thickness = slice_thickness_mm or raw.slice_thickness_mm or 5.0
     fov = (pixel[0] * raw.recon_height, pixel[1] * W, thickness) if pixel else (float(raw.recon_height), float(W), thickness)
     header = make_ismrmrd_header((H, W), (raw.recon_height, W), coils=C, slices=S, fov_mm=fov)

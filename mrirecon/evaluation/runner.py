@@ -263,7 +263,7 @@ def run_evaluation(config: EvalConfig, progress: Progress | None = None) -> Eval
                             raise
                         bad[item.file] = _one_line(by_name[item.file], e)
                 if item.file in bad:  # one skipped row per cell, so a rerun does not retry the file
-                    row = _skipped_row(item, bad[item.file], str(device), config)
+                    row = _row(item, config, str(device), status="skipped", note=f"bad file: {bad[item.file]}")
                 if not has_run_file and ctx.is_main:
                     _write_run_file(run_file, config)  # the folder is now this run's
                     has_run_file = True
@@ -308,13 +308,16 @@ def _unreadable(path: Path, strict: bool) -> str | None:
     return None
 
 
-def _skipped_row(item: WorkItem, reason: str, device: str, config: EvalConfig) -> dict[str, Any]:
-    return {
+def _row(item: WorkItem, config: EvalConfig, device: str, **fields: Any) -> dict[str, Any]:
+    """A ``metrics.csv`` row of ``item`` with every column, not yet computed ones as NaN/empty."""
+    row: dict[str, Any] = {
         "file": item.file, "mask": item.mask, "acceleration": float(item.acceleration), "method": item.method,
-        "status": "skipped", "effective_acceleration": math.nan, "mask_seed": 0, "slices": "", "n_slices": 0,
+        "status": "ok", "effective_acceleration": math.nan, "mask_seed": 0, "slices": "", "n_slices": 0,
         "psnr": math.nan, "ssim": math.nan, "nmse": math.nan, "nrmse": math.nan, "normalization": config.normalize,
-        "scale": math.nan, "seconds": 0.0, "device": device, "sens": "", "note": f"bad file: {reason}", "per_slice": "{}",
+        "scale": math.nan, "seconds": 0.0, "device": device, "sens": "", "note": "", "per_slice": "{}",
     }  # fmt: skip
+    row.update(fields)
+    return row
 
 
 def check_scan(path: Path):
@@ -440,13 +443,8 @@ class _Runner:
         from mrirecon.physics.fft import center_crop
 
         scan = self._volume(path)
-        row: dict[str, Any] = {
-            "file": item.file, "mask": item.mask, "acceleration": float(item.acceleration), "method": item.method,
-            "status": "ok", "effective_acceleration": math.nan, "mask_seed": mask_seed(path.name, self.config.seed),
-            "slices": _span(scan.slices), "n_slices": len(scan.slices), "psnr": math.nan, "ssim": math.nan,
-            "nmse": math.nan, "nrmse": math.nan, "normalization": self.config.normalize, "scale": math.nan,
-            "seconds": 0.0, "device": str(self.device), "sens": "", "note": "", "per_slice": "{}",
-        }  # fmt: skip
+        row = _row(item, self.config, str(self.device), mask_seed=mask_seed(path.name, self.config.seed),
+                   slices=_span(scan.slices), n_slices=len(scan.slices))  # fmt: skip
         cell = self._mask_and_maps(scan, item)
         if isinstance(cell, MrireconError):
             row.update(status="skipped", note=str(cell))

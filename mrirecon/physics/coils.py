@@ -530,10 +530,11 @@ def _auto_choice(k: torch.Tensor, m2: np.ndarray, region, acs, note: str) -> tup
     """``auto``: the candidates the calibration region allows, ranked by k-space cross-validation.
 
     ESPIRiT needs :data:`MIN_ESPIRIT_LINES` lines, else JSENSE; direct maps and JSENSE join as
-    candidates (direct from :data:`_MIN_DIRECT` lines). On real scans at 8x (5–10 ACS lines)
-    JSENSE was the best of the three in 3 of 6 equispaced cells, by up to 1 dB of CG-SENSE. On the middle slice each candidate's maps, from
-    the training part of :func:`~mrirecon.physics.masks.holdout_folds`, feed CG-SENSE at a few λ;
-    the maps whose best reconstruction predicts the held-out samples best win. On real scans
+    candidates (direct from :data:`_MIN_DIRECT` lines). On the middle slice each candidate's
+    maps (from the calibration region, which no fold of
+    :func:`~mrirecon.physics.masks.holdout_folds` holds out) feed CG-SENSE at a few λ; the maps
+    whose best reconstruction predicts the held-out samples best win. On real scans at 8x (5–10
+    ACS lines) JSENSE was the best of the three in 3 of 6 equispaced cells, by up to 1 dB. On real scans
     ESPIRiT from a few ACS lines, or from a field of view smaller than the object, can be worse
     than maps without a support (CG-SENSE below zero filling); this catches it.
     """

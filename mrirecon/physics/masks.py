@@ -602,7 +602,7 @@ def holdout_folds(mask, folds: int = HOLDOUT_FOLDS, seed: int = 0) -> list[tuple
 
     Returns
     -------
-    list of (train, val) : (H', W) float32 masks (H' = 1 for 1-D masks), each pair summing to the
+    list of (train, val) : (H', W) float32 masks (H' = 1 for a (W,) mask), each pair summing to the
         mask, or None when fewer than ``max(folds, MIN_HOLDOUT)`` lines (points) lie outside the
         calibration region.
     """

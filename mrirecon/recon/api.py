@@ -281,7 +281,7 @@ def _classical(name: str, prep: Prepared, settings: ReconSettings, device) -> to
     if name == "zero-filled":
         image = classical.zero_filled(A, y)
     else:
-        iters = settings.iters or (50 if name == "sense" else 100)
+        iters = settings.iters or classical.DEFAULT_ITERS[name]
         lam, l2, source = settings.lam, 0.0, "given"
         if lam is None:
             chosen = classical.holdout_lambda(name, A.maps, y, prep.mask[0].cpu().numpy(), iters)

@@ -29,6 +29,7 @@ from mrirecon.physics.linop import LinearOperator
 from mrirecon.physics.solvers import conjugate_gradient
 
 __all__ = [
+    "DEFAULT_ITERS",
     "DEFAULT_LAMBDA",
     "HOLDOUT_GRID",
     "holdout_lambda",
@@ -42,6 +43,8 @@ __all__ = [
 #: Default λ: Tikhonov weight of CG-SENSE (relative to AᴴA, whose eigenvalues lie in [0, 1]
 #: for normalised maps) and the L1-wavelet weight relative to ``max|Aᴴy|`` per slice.
 DEFAULT_LAMBDA = {"sense": 2e-3, "l1-wavelet": 3e-4}
+#: Default iterations: CG-SENSE's CG, L1-wavelet's FISTA.
+DEFAULT_ITERS = {"sense": 50, "l1-wavelet": 100}
 
 
 # ------------------------------------------------------------------------------------------
@@ -57,7 +60,7 @@ def sense_cg(
     A: LinearOperator,
     y: torch.Tensor,
     lam: float = DEFAULT_LAMBDA["sense"],
-    iters: int = 50,
+    iters: int = DEFAULT_ITERS["sense"],
     *,
     tol: float = 1e-6,
 ) -> torch.Tensor:
@@ -159,7 +162,7 @@ def l1_wavelet(
     A: LinearOperator,
     y: torch.Tensor,
     lam: float | torch.Tensor,
-    iters: int = 100,
+    iters: int = DEFAULT_ITERS["l1-wavelet"],
     *,
     wavelet: str = "db4",
     x0: torch.Tensor | None = None,
@@ -234,7 +237,7 @@ def solve(method: str, A: LinearOperator, y: torch.Tensor, lam: float, iters: in
     if method == "sense":
         return sense_cg(A, y, lam, iters)
     if lam == 0 and l2 > 0:  # L1's hold-out fell back to CG-SENSE's problem: solve it as SENSE does
-        return sense_cg(A, y, l2, 50)
+        return sense_cg(A, y, l2, DEFAULT_ITERS["sense"])
     peak = A.adjoint(y).abs().flatten(-2).amax(-1).clamp_min(1e-30)
     return l1_wavelet(A, y, lam * peak, iters, l2=l2)
 
@@ -282,7 +285,7 @@ def holdout_lambda(method: str, maps: torch.Tensor, y: torch.Tensor, mask, iters
               for lam in HOLDOUT_GRID[method]}  # fmt: skip
     best, l2 = min(errors, key=lambda k: errors[k].mean()), 0.0
     if method == "l1-wavelet":  # CG-SENSE's solution, and the elastic net near the best λ, are candidates too
-        sense_lam = holdout_lambda("sense", maps, y, mask, 50, seed)["lam"]
+        sense_lam = holdout_lambda("sense", maps, y, mask, DEFAULT_ITERS["sense"], seed)["lam"]
         cands = {(lam, 0.0): err for lam, err in errors.items()}
         for lam in (best / np.sqrt(10), best, best * np.sqrt(10)):
             cands[(lam, sense_lam)] = holdout_error(lambda A, b, lam=lam: solve(method, A, b, lam, iters, sense_lam),
