@@ -201,7 +201,14 @@ SENS_OPTION = typer.Option(
 )
 CALIB_OPTION = typer.Option(None, "--calib", help="Coil-map calibration region HxW (default: the ACS, at most 32x24).")
 KERNEL_OPTION = typer.Option(None, "--kernel", help="ESPIRiT kernel HxW (default: about half the region, at most 6).")
-CROP_OPTION = typer.Option(0.95, "--crop", help="ESPIRiT eigenvalue crop of the map support, in [0, 1].")
+CROP_OPTION = typer.Option(
+    None, "--crop", help="ESPIRiT eigenvalue crop of the map support, in [0, 1] (default 0.95; 0.8 with --maps 2)."
+)
+MAPS_OPTION = typer.Option(
+    1, "--maps", min=1, max=2,
+    help="Sets of ESPIRiT maps: 2 = soft-SENSE for an object larger than the field of view (classical methods; "
+         "the priors use the first set).",
+)  # fmt: skip
 THRESHOLD_OPTION = typer.Option(0.02, "--threshold", help="ESPIRiT singular-value threshold (relative).")
 
 UPDATE_OPTION = typer.Option(
@@ -220,9 +227,13 @@ LAM_OPTION = typer.Option(
 ITERS_OPTION = typer.Option(None, "--iters", help="sense / l1-wavelet iterations (default 50 / 100).")
 
 
-def sens_options(calib: str | None, kernel: str | None, threshold: float, crop: float) -> dict[str, Any]:
+def sens_options(calib: str | None, kernel: str | None, threshold: float, crop: float | None, maps: int = 1) -> dict[str, Any]:
     """The coil-map estimator options the user set, for :func:`mrirecon.recon.reconstruct`."""
-    out: dict[str, Any] = {"threshold": threshold, "crop": crop}
+    out: dict[str, Any] = {"threshold": threshold}
+    if crop is not None:
+        out["crop"] = crop
+    if maps != 1:
+        out["sets"] = maps
     if calib is not None:
         out["calib"] = parse_shape(calib, "--calib")
     if kernel is not None:

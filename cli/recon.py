@@ -19,6 +19,7 @@ from mrirecon.cli._common import (
     ITERS_OPTION,
     KERNEL_OPTION,
     LAM_OPTION,
+    MAPS_OPTION,
     SENS_OPTION,
     THREADS_OPTION,
     THRESHOLD_OPTION,
@@ -107,6 +108,7 @@ def recon_cmd(
     kernel: str = KERNEL_OPTION,
     crop: float = CROP_OPTION,
     threshold: float = THRESHOLD_OPTION,
+    maps: int = MAPS_OPTION,
     steps: int = typer.Option(100, "--steps", help="Diffusion steps per slice."),
     samples: int = typer.Option(1, "--samples", help="Posterior samples per slice (> 1 adds an uncertainty map)."),
     slices: str = typer.Option("all", "--slices", help="Slices: all, I, I,J,K, A:B or center:N."),
@@ -166,7 +168,7 @@ def recon_cmd(
     label = method_label(prior, method)
     info(f"{input.name}: {len(scan.slices)} of {scan.num_slices} slices, mask {how}, {label}")
     kwargs = _sampler_kwargs(method, steps, samples, update, eta, dc, dc_steps, first_slice, lam, iters, sens,
-                             sens_options(calib, kernel, threshold, crop) if not Path(sens).exists() else None)  # fmt: skip
+                             sens_options(calib, kernel, threshold, crop, maps) if not Path(sens).exists() else None)  # fmt: skip
     if not isinstance(method, str):
         kwargs["checkpoint"] = partial
         if partial.exists():
@@ -209,7 +211,7 @@ def recon_cmd(
         if scan.reference is not None:
             panels["reference"] = scan.reference
         if prior != "zero-filled":  # the baseline every method should beat
-            zf = reconstruct(scan.kspace, m, "zero-filled", sens=res.maps)
+            zf = reconstruct(scan.kspace, m, "zero-filled", sens=res.maps if res.maps.ndim == 4 else res.maps[:, 0])
             panels["zero-filled"] = center_crop(zf.image, shape)
             if scan.reference is not None:
                 metrics["zero-filled"] = evaluate(scan.reference, panels["zero-filled"], data_range=scan.reference_max,

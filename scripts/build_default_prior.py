@@ -64,9 +64,24 @@ AID_CONFIG = {
     "dataset": "mni_phantoms",
     "pixel_size_mm": "3.6",  # 64 pixels over the phantoms' 232 mm field of view
 }
+#: Priors v3 (``--anatomy``): the same network on 128 x 128 crops of real anatomy at 0.7-2.5 mm
+#: pixels; attention at 1/8 resolution as above (16 px at 128), so v2 weights fine-tune into it.
+REAL_CONFIG = AID_CONFIG | {
+    "image_size": 128,
+    "attention_resolutions": "16",
+    "dataset": "real_anatomy",
+    "pixel_size_mm": "0.7,2.5",
+}
+#: Small cropped boxes (hard rectangular edges, one spine subject): not used.
+SKIPPED_SUBJECTS = ("sct_spine_t1w", "sct_spine_t2")
 STAGES = ("data", "train", "export", "scan", "card")
 EVAL_TIMESTEPS = (50, 200, 500, 800)
 SCAN_SEED = 2024  # draws the sample scan's held-out phantom (a stream no other volume uses)
+
+
+def aid_config(args) -> dict:
+    """The AID config of this build: MNI phantoms (v2) or real anatomy (``--anatomy``, v3)."""
+    return REAL_CONFIG if getattr(args, "anatomy", None) else AID_CONFIG
 
 
 def unet_config(aid: dict) -> dict:
@@ -93,7 +108,40 @@ def _data_dir(args) -> Path:
     return args.data if args.data is not None else args.work / "data"
 
 
+def anatomy_subjects(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(training files, held-out files) of an anatomy folder (``../shared/data/anatomy``)."""
+    files = sorted(f for f in folder.iterdir() if f.name.endswith((".nii", ".nii.gz", ".npz")))
+    from mrirecon.data.anatomy import HELDOUT_SUBJECTS
+
+    stem = lambda f: f.name.split(".")[0]  # noqa: E731
+    held = [f for f in files if stem(f) in HELDOUT_SUBJECTS]
+    train = [f for f in files if stem(f) not in HELDOUT_SUBJECTS + SKIPPED_SUBJECTS]
+    return train, held
+
+
+def stage_data_anatomy(args) -> None:
+    from mrirecon.data.anatomy import random_slabs, read_anatomy
+
+    cfg = REAL_CONFIG
+    t0 = time.perf_counter()
+    train_files, held_files = anatomy_subjects(args.anatomy)
+    out = {}
+    for split, files, count in (("train", train_files, args.slabs), ("heldout", held_files, 8)):
+        vols = []
+        for i, f in enumerate(files):
+            vols += random_slabs(read_anatomy(f), count, size=cfg["image_size"], slices=cfg["seq_length"] + 2,
+                                 seed=args.seed * 1000 + i + (500 if split == "heldout" else 0))  # fmt: skip
+        _save_volumes(_data_dir(args) / f"{split}.npz", vols)
+        out[split] = (len(files), len(vols))
+    print(
+        f"data: {out['train'][1]} training slabs from {out['train'][0]} subjects, {out['heldout'][1]} held-out "
+        f"slabs from {out['heldout'][0]} subjects in {time.perf_counter() - t0:.0f} s"
+    )
+
+
 def stage_data(args) -> None:
+    if args.anatomy:
+        return stage_data_anatomy(args)
     from mrirecon.data.phantoms import load_mni_template, phantom_volumes
 
     tpl = load_mni_template(args.template)
@@ -115,7 +163,7 @@ def _train_one(kind: str, args_dict: dict) -> None:
     from mrirecon.prior.train import train
 
     args = argparse.Namespace(**args_dict)
-    cfg = AID_CONFIG if kind == "aid" else unet_config(AID_CONFIG)
+    cfg = aid_config(args) if kind == "aid" else unet_config(aid_config(args))
     out = args.work / kind
     vols = _load_volumes(_data_dir(args) / "train.npz")
     steps = args.steps_aid if kind == "aid" else args.steps_unet
@@ -138,6 +186,7 @@ def _train_one(kind: str, args_dict: dict) -> None:
         amp=args.amp,
         num_threads=args.threads,
         init=args.init_aid if kind == "aid" else args.init_unet,
+        time_limit_s=None if args.time_limit_min is None else 60 * args.time_limit_min,
         cond_noise=args.cond_noise if kind == "aid" else 0.0,
         cold_start=args.cold_start if kind == "aid" else 0.0,
         progress=sys.stdout.isatty(),
@@ -341,7 +390,7 @@ def stage_card(args) -> None:
         for kind, rs in rounds.items()
     }  # fmt: skip
     card = {
-        "config": AID_CONFIG,
+        "config": aid_config(args),
         "ema": args.ema,
         "warmup": args.warmup,
         "eval_timesteps": list(EVAL_TIMESTEPS),
@@ -526,6 +575,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--template", default=None, help="nilearn wheel or template folder (default: installed nilearn)")
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--anatomy", type=Path, default=None,
+                   help="priors v3: train on real anatomy volumes in this folder (../shared/data/anatomy)")
+    p.add_argument("--slabs", type=int, default=120, help="--anatomy: augmented slabs per training subject")
+    p.add_argument("--time-limit-min", type=float, default=None, help="stop each training run after this long")
     p.add_argument("--volumes", type=int, default=160, help="training phantom volumes")
     p.add_argument("--heldout-volumes", type=int, default=12)
     p.add_argument("--steps-aid", type=int, default=1000)

@@ -13,6 +13,11 @@ Sources (each read straight from a registry wheel; nothing is committed):
   (ventricles, centrum semiovale), 8 slices 4 mm apart, at 128 x 128 (1.9 mm, 8 coils) and at
   320 x 320 (0.78 mm, 16 coils, fastMRI brain geometry): ``pydeface_{128,320}_{lower,upper}``.
 
+``--anatomy DIR`` (``../shared/data/anatomy``) also writes ``anat_<subject>_<size>.h5`` from the
+two subjects that the v3 priors hold out (:data:`mrirecon.data.anatomy.HELDOUT_SUBJECTS`, a T1
+head and a T2 brain): 8 axial slices 4 mm apart through the middle of the brain, at 128 x 128
+(8 coils, 1.6–1.8 mm pixels) and, with 256 in ``--anat-sizes``, 256 x 256 (12 coils, 0.8–0.9 mm).
+
 ``--tuning`` also writes ``mni_{128,320}_tune``: MNI phantoms of the *training* split (the
 anatomy the priors were trained on), the data on which the coil-map and regularisation
 defaults were chosen, so that the held-out scans stay untouched by any tuning.
@@ -102,17 +107,47 @@ def write(path: Path, images: np.ndarray, coils: int, seed: int, fov_mm: float, 
     print(f"wrote {path}: {S} slices, {C} coils, {h}x{w}, {fov_mm / w:.2f} mm pixels")
 
 
+#: Field of view (mm) of each held-out subject's scans: the head (with skull) and the brain fit.
+ANAT_FOV_MM = {"brainchop_t1_crop": 230.0, "niivue_M2208_T2w": 205.0}
+
+
+def write_anatomy(folder: Path, out: Path, sizes: list[int]) -> None:
+    """Scans of the held-out real subjects (module docstring), simulated on a 2x finer grid."""
+    from mrirecon.data.anatomy import HELDOUT_SUBJECTS, anatomy_slab, read_anatomy
+
+    for i, name in enumerate(HELDOUT_SUBJECTS):
+        path = next(f for f in folder.iterdir() if f.name.split(".")[0] == name)
+        anat = read_anatomy(path)
+        lo, hi = anat.extent_mm()
+        centre = (lo + hi) / 2
+        centre[2] = lo[2] + 0.6 * (hi[2] - lo[2])  # axial slab above the ventricles' floor
+        for size in sizes:
+            fov = ANAT_FOV_MM[name]
+            fine = anatomy_slab(anat, axis=2, centre_mm=centre, pixel_mm=fov / (2 * size), size=2 * size, slices=8,
+                                spacing_mm=4.0, angle=np.pi / 2)  # fmt: skip
+            fine = np.ascontiguousarray(fine[:, ::-1])  # anterior at the top, as radiological axial slices
+            write(out / f"anat_{name}_{size}.h5", fine, 8 if size <= 128 else 12, 41 + 10 * i + size, fov,
+                  f"{path.name} (held out of the v3 priors' training)")  # fmt: skip
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("heldout"))
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "mrirecon-heldout")
     parser.add_argument("--sizes", default="128,320", help="pydeface matrix sizes")
     parser.add_argument("--tuning", action="store_true", help="also write the MNI tuning scans")
+    parser.add_argument("--anatomy", type=Path, default=None, help="also write scans of the held-out real subjects")
+    parser.add_argument("--anat-sizes", default="128", help="matrix sizes of the --anatomy scans")
+    parser.add_argument("--only-anatomy", action="store_true", help="write only the --anatomy scans")
     args = parser.parse_args(argv)
 
     from mrirecon.data.volumes import read_volume
 
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.anatomy is not None:
+        write_anatomy(args.anatomy, args.out, [int(s) for s in args.anat_sizes.split(",")])
+        if args.only_anatomy:
+            return
     # dipy: the 10 b=0 slices (2 mm in-plane, 256 mm FOV) on a 2x finer grid for fine_grid
     s0 = np.abs(read_volume(fetch("dipy", args.cache))).astype(np.float32)
     s0_fine = upsample(s0, 256)

@@ -159,3 +159,37 @@ def test_padded_wavelet_shrink_is_the_identity_at_zero_threshold():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 37, 50)) + 1j * rng.standard_normal((2, 37, 50))
     np.testing.assert_allclose(psi.shrink(x, np.zeros(2)), x, atol=1e-10)
+
+
+def test_soft_sense_cg_solves_the_joint_normal_equations(sim):
+    """Two sets of maps: CG treats (sets, H, W) as one unknown and solves (AᴴA + λI) x = Aᴴy."""
+    from mrirecon.physics.operators import SoftSenseOp
+
+    A1, y, mask, maps, images = sim
+    second = np.roll(maps, 5, axis=-1) * 0.5
+    A = SoftSenseOp(torch.from_numpy(np.stack([maps, second], 1)), torch.from_numpy(mask))
+    x = sense_cg(A, y, lam=1e-2, iters=200)
+    assert x.shape == (2, 2, N, N)
+    residual = A.normal(x) + 1e-2 * x - A.adjoint(y)
+    assert float(torch.linalg.vector_norm(residual)) < 1e-3 * float(torch.linalg.vector_norm(A.adjoint(y)))
+    z = l1_wavelet(A, y, 1e-4, iters=30)
+    assert z.shape == (2, 2, N, N) and bool(torch.isfinite(z).all())
+
+
+def test_holdout_keeps_cg_sense_near_zero_filling_when_the_lattice_outruns_the_coils():
+    """2 coils, equispaced 8x (outer gap > 2 coils): only λ >= UNFOLD_MIN_LAMBDA compete; 8 coils: the full grid."""
+    from mrirecon.physics.masks import lattice_spacing
+    from mrirecon.recon.classical import HOLDOUT_GRID, UNFOLD_MIN_LAMBDA, holdout_lambda
+
+    n = 64
+    img = sp.shepp_logan((n, n)).astype(np.complex64)
+    mask = make_mask("equispaced", (n, n), 8, seed=0).mask
+    assert lattice_spacing(mask) > 4 and lattice_spacing(make_mask("random", (n, n), 8, seed=0).mask) is None
+    for coils, restricted in ((2, True), (8, False)):
+        maps = mr.birdcage_maps((coils, n, n)).astype(np.complex64)
+        maps /= np.sqrt((np.abs(maps) ** 2).sum(0))
+        y = torch.from_numpy(fft2c(maps * img)[None] * mask)
+        out = holdout_lambda("sense", torch.from_numpy(maps[None]), y, mask, iters=20)
+        lams = [float(k) for k in out["errors"]]
+        assert (min(lams) >= UNFOLD_MIN_LAMBDA) == restricted and out["lam"] >= min(lams)
+        assert len(lams) == (sum(g >= UNFOLD_MIN_LAMBDA for g in HOLDOUT_GRID["sense"]) if restricted else len(HOLDOUT_GRID["sense"]))

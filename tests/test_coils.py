@@ -217,3 +217,18 @@ def test_rss_and_sense_combine(scan):
 def test_bad_input(scan, call, match):
     with pytest.raises(MrireconError, match=match):
         call(scan[0])
+
+
+def test_two_sets_of_espirit_maps(scan):
+    """sets=2: the first set is the one-set result, the second is orthogonal to it and cropped alike."""
+    kspace, maps, img, obj = scan
+    one = espirit_maps(kspace[:1], 24, 6)
+    two = espirit_maps(kspace[:1], 24, 6, sets=2)
+    assert two.shape == (1, 2) + one.shape[1:]
+    assert correlation(two[0, 0], one[0], obj) > 0.999
+    inner = np.abs((np.conj(two[0, 0]) * two[0, 1]).sum(0))
+    assert inner.max() < 1e-3  # eigenvectors of a Hermitian matrix
+    cal = calibrate(kspace, None, "auto", sets=2)
+    assert cal.method == "espirit" and "two sets" in cal.note and cal.maps.shape == (2, 2, COILS, N, N)
+    with pytest.raises(MrireconError, match="two sets of maps come from ESPIRiT"):
+        calibrate(kspace, None, "direct", sets=2)

@@ -142,3 +142,27 @@ def test_bad_inputs():
         op.forward(crandn(3, 8, 8, seed=1))
     with pytest.raises(MrireconError, match="coil_batch"):
         SenseOp(crandn(4, 8, 8, seed=0), torch.ones(8, 8), coil_batch=0)
+
+
+def test_soft_sense_operator_is_adjoint_and_sums_the_sets():
+    from mrirecon.physics.operators import SenseOp, SoftSenseOp, sense_operator
+
+    g = torch.Generator().manual_seed(0)
+    S, M, C, H, W = 2, 2, 3, 10, 12
+    maps = torch.randn(S, M, C, H, W, dtype=torch.complex64, generator=g)
+    mask = (torch.rand(S, 1, H, W, generator=g) > 0.5).float()
+    A = sense_operator(maps, mask)
+    assert isinstance(A, SoftSenseOp) and A.ishape == (M, H, W) and A.oshape == (C, H, W)
+    x = torch.randn(S, M, H, W, dtype=torch.complex64, generator=g)
+    y = torch.randn(S, C, H, W, dtype=torch.complex64, generator=g)
+    lhs, rhs = torch.vdot(A.forward(x).flatten(), y.flatten()), torch.vdot(x.flatten(), A.adjoint(y).flatten())
+    assert abs(lhs - rhs) < 1e-3 * abs(lhs)
+    # Each set is a SENSE operator of its own image; the k-space of the sets adds up.
+    single = [SenseOp(maps[:, m], mask).forward(x[:, m]) for m in range(M)]
+    assert torch.allclose(A.forward(x), single[0] + single[1], atol=1e-5)
+    v = x.clone()  # power iteration: ‖AᴴA‖ never exceeds the bound FISTA's step uses
+    for _ in range(50):
+        v = A.normal(v)
+        v = v / torch.linalg.vector_norm(v)
+    assert float(torch.linalg.vector_norm(A.normal(v))) <= A.lipschitz() * (1 + 1e-4)
+    assert isinstance(sense_operator(maps[:, 0], mask), SenseOp)

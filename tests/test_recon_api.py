@@ -375,3 +375,17 @@ def warnings_none():
 def test_seed_beyond_64_bits_is_refused_before_any_work(scan, mask):
     with pytest.raises(MrireconError, match=r"seed must be an integer in \[0, 2\*\*63\)"):
         reconstruct(scan.kspace, mask, prior="zero-filled", seed=2**64, progress=False)
+
+
+def test_two_sets_of_maps_soft_sense_for_classical_first_set_for_priors(aid):
+    """sens_options={"sets": 2}: classical methods solve soft-SENSE and return the RSS over the sets; priors use set 1."""
+    sim = simulate_scan(phantom_volume(2, 32, 32, seed=0), coils=4, snr_db=40, oversample=1, seed=0)
+    mask = make_mask("equispaced", (32, 32), 2, seed=0, acs_lines=12)
+    res = mrirecon.reconstruct(sim.kspace, mask, prior="sense", sens="espirit", sens_options={"sets": 2}, progress=False)
+    assert res.image.shape == (2, 32, 32) and res.info["map_sets"] == 2 and res.maps.shape == (2, 2, 4, 32, 32)
+    assert np.allclose(np.angle(res.image[np.abs(res.image) > 0]), 0)  # a magnitude image
+    one = mrirecon.reconstruct(sim.kspace, mask, prior="sense", sens="espirit", progress=False)
+    assert np.abs(res.image).sum() > 0 and "map_sets" not in one.info
+    with pytest.warns(UserWarning, match="first of the two sets"):
+        pr = mrirecon.reconstruct(sim.kspace, mask, prior=aid, sens="espirit", sens_options={"sets": 2}, steps=2, progress=False)
+    assert pr.maps.shape == (2, 4, 32, 32)

@@ -304,3 +304,17 @@ def test_shipped_sample_scan_opens():
     assert scan.kspace_shape == (8, 8, 2 * n, n)
     k = np.asarray(scan.load_kspace())
     assert np.isfinite(k).all() and np.abs(k).max() > 0
+
+
+def test_fine_tune_across_crop_sizes_needs_attention_at_the_same_depth(tmp_path, volumes):
+    """image_size only places attention: weights move to another crop size when the depths agree."""
+    base = _quick(tmp_path / "base", volumes, steps=1)  # 16 px, attention at 8 px (depth 2)
+    bigger = [np.kron(v, np.ones((1, 2, 2))) for v in volumes]  # 32 px crops
+    moved = TINY | {"image_size": 32, "attention_resolutions": "16"}  # depth 2 again
+    tuned = _quick(tmp_path / "moved", bigger, steps=1, lr=1e-12, init=base.model_path, cfg=moved)
+    copied, start = load_prior(tuned.model_path), load_prior(base.model_path)
+    assert copied.config.image_size == 32
+    for name, value in start.network.state_dict().items():
+        assert torch.allclose(copied.network.state_dict()[name], value, atol=1e-6), name
+    with pytest.raises(MrireconError, match="attention_resolutions"):
+        _quick(tmp_path / "bad", bigger, steps=1, init=base.model_path, cfg=moved | {"attention_resolutions": "32"})

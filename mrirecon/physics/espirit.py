@@ -116,6 +116,7 @@ def espirit(
     iters: int = 6,
     squarings: int = 5,
     block: int = 8192,
+    sets: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """ESPIRiT maps of every slice (module docstring).
 
@@ -136,20 +137,25 @@ def espirit(
         to ``2^squarings + iters`` plain power iterations).
     block : int
         Pixels per block of the eigen-step (bounds memory to ``block · C²`` complex values).
+    sets : int
+        Sets of maps: 1, or the eigenvectors of the ``sets`` largest eigenvalues (each cropped
+        at ``crop``; a full eigendecomposition per pixel), for soft-SENSE where the object is
+        larger than the field of view and aliased tissue needs a second set (BART ``ecalib -m2``).
 
     Returns
     -------
-    maps : Tensor (S, C, H, W) complex64
-    eigenvalues : Tensor (S, H, W) float32
-        Largest eigenvalue per pixel (≈ 1 inside the object).
+    maps : Tensor (S, C, H, W) complex64, or (S, sets, C, H, W) for ``sets > 1``
+    eigenvalues : Tensor (S, H, W) float32, or (S, sets, H, W)
+        Largest eigenvalue(s) per pixel (≈ 1 inside the object).
     """
     S, C, H, W = kspace.shape
     ch, cw = int(calib[0]), int(calib[1])
     kh, kw = int(kernel[0]), int(kernel[1])
     require(1 <= kh <= ch <= H and 1 <= kw <= cw <= W, f"ESPIRiT: kernel {kernel} must fit in calib {calib} within {(H, W)}")
+    require(sets in range(1, C + 1), f"ESPIRiT: sets must be between 1 and the number of coils ({C}), got {sets}")
     dev = kspace.device
-    maps = torch.zeros((S, C, H, W), dtype=torch.complex64, device=dev)
-    eig = torch.zeros((S, H, W), dtype=torch.float32, device=dev)
+    maps = torch.zeros((S, sets, C, H, W), dtype=torch.complex64, device=dev)
+    eig = torch.zeros((S, sets, H, W), dtype=torch.float32, device=dev)
     Eh = _dft(H, kh, dev, torch.complex64)  # (H, 2kh-1)
     Ew = _dft(W, kw, dev, torch.complex64)  # (W, 2kw-1)
     rows = max(1, block // W)
@@ -166,10 +172,18 @@ def espirit(
         for r0 in range(0, H, rows):
             r1 = min(H, r0 + rows)
             Mb = torch.einsum("xm,ijmy->xyij", Eh[r0:r1], half).reshape(-1, C, C)
-            v, lam = _top_eigenvectors(Mb, iters, squarings)
-            ref = v[:, :1]
+            if sets == 1:
+                v, lam = _top_eigenvectors(Mb, iters, squarings)
+                v, lam = v[:, None], lam[:, None]  # (B, 1, C), (B, 1)
+            else:
+                w, vecs = torch.linalg.eigh(Mb)  # ascending
+                v = vecs[..., -sets:].flip(-1).transpose(-1, -2)  # (B, sets, C)
+                lam = w[..., -sets:].flip(-1).clamp_min(0)
+            ref = v[..., :1]
             v = v * (ref.conj() / ref.abs().clamp_min(1e-8))
-            v = v * (lam > crop)[:, None]
-            maps[s, :, r0:r1] = v.reshape(r1 - r0, W, C).permute(2, 0, 1)
-            eig[s, r0:r1] = lam.reshape(r1 - r0, W).float()
+            v = v * (lam > crop)[..., None]
+            maps[s, :, :, r0:r1] = v.reshape(r1 - r0, W, sets, C).permute(2, 3, 0, 1)
+            eig[s, :, r0:r1] = lam.reshape(r1 - r0, W, sets).permute(2, 0, 1).float()
+    if sets == 1:
+        return maps[:, 0], eig[:, 0]
     return maps, eig

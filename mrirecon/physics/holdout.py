@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mrirecon.physics.operators import SenseOp
+from mrirecon.physics.operators import sense_operator
 
 __all__ = ["holdout_error"]
 
@@ -40,9 +40,9 @@ def holdout_error(solve, maps, y, folds) -> np.ndarray:
     errors = []
     for split in folds:
         train, val = (torch.as_tensor(np.asarray(m), dtype=torch.float32, device=y.device) for m in split)
-        x = solve(SenseOp(maps, train), y * train)
+        x = solve(sense_operator(maps, train), y * train)
         held = y * val
-        err = SenseOp(maps, val).forward(x) - held
+        err = sense_operator(maps, val).forward(x) - held
         errors.append(float((err.abs() ** 2).sum() / (held.abs() ** 2).sum().clamp_min(1e-30)))
     return np.asarray(errors)
 

@@ -584,6 +584,26 @@ HOLDOUT_FOLDS = 5
 MIN_HOLDOUT = 5
 
 
+def lattice_spacing(mask) -> float | None:
+    """Mean gap between the sampled lines outside the calibration region when they form a lattice.
+
+    Equispaced masks (gaps differing by at most one line, as fastMRI's rounded spacings do)
+    get their mean gap, the acceleration SENSE must unfold there; random, Poisson or 2-D masks
+    and masks with fewer than 3 outer lines get None.
+    """
+    m = _mask_2d(mask)
+    H, W = m.shape
+    if not (H == 1 or bool(np.all(m == m[:1]))):
+        return None
+    w = calib_region(m)[1]
+    lines, start = np.nonzero(m[0])[0], W // 2 - w // 2
+    sides = (lines[lines < start], lines[lines >= start + w])  # gaps on each side of the calibration region
+    gaps = np.concatenate([np.diff(side) for side in sides])
+    if gaps.size < 2:
+        return None
+    return float(gaps.mean()) if gaps.max() - gaps.min() <= 1 else None
+
+
 def holdout_folds(mask, folds: int = HOLDOUT_FOLDS, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]] | None:
     """Split a mask into training and validation parts for k-space cross-validation.
 

@@ -27,7 +27,7 @@ import torch
 from mrirecon.errors import MrireconError, positive_int, require
 from mrirecon.physics.linop import LinearOperator
 
-__all__ = ["SenseOp"]
+__all__ = ["SenseOp", "SoftSenseOp", "sense_operator"]
 
 
 def _centring_phases(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -243,3 +243,48 @@ class SenseOp(LinearOperator):
             f"SenseOp(maps={tuple(self.maps.shape)}, mask={tuple(self.mask.shape)}, "
             f"coil_batch={self.coil_batch}, dtype={self.dtype}, device={self.device})"
         )
+
+
+class SoftSenseOp(LinearOperator):
+    """Soft-SENSE with several sets of maps: ``A x = Σ_m M ⊙ F(S_m ⊙ x_m)``, one image per set.
+
+    Uecker et al., ESPIRiT (MRM 71:990): where the object is larger than the field of view,
+    aliased tissue overlaps and one set of maps cannot describe both; ESPIRiT's second
+    eigenvector is a second set, each with its own image (BART ``ecalib -m2`` + ``pics``).
+    ``ishape = (M, H, W)`` (one unknown per slice: :attr:`image_ndim` = 3 for the solvers),
+    ``oshape = (C, H, W)``; the final image is the root-sum-of-squares over the sets.
+
+    Parameters
+    ----------
+    maps : Tensor (S, M, C, H, W) complex
+    mask : Tensor real, (H, W), (W,) or (S, 1, H, W)
+    """
+
+    image_ndim = 3
+
+    def __init__(self, maps, mask):
+        maps = _to_tensor(maps, "maps")
+        require(maps.ndim == 5, f"soft-SENSE maps must be (slices, sets, coils, H, W), got shape {tuple(maps.shape)}")
+        mask = _to_tensor(mask, "mask")
+        if mask.ndim == 4:  # (S, 1, H, W): broadcast over the set axis too
+            mask = mask[:, None]
+        self.sets = SenseOp(maps, mask)
+        self.maps, self.mask = maps, self.sets.mask
+        self.num_coils, self.image_shape = self.sets.num_coils, self.sets.image_shape
+        self.ishape = (int(maps.shape[1]),) + self.image_shape
+        self.oshape = (self.num_coils,) + self.image_shape
+
+    def lipschitz(self) -> float:
+        """A bound on ‖AᴴA‖: ``max Σ_{m,c} |S_mc|² · max M²`` (Cauchy–Schwarz over the sets)."""
+        return float((self.maps.abs() ** 2).sum((-4, -3)).max()) * float((self.mask**2).max())
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sets.forward(x).sum(-4)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.sets.adjoint(y.unsqueeze(-4))
+
+
+def sense_operator(maps, mask) -> LinearOperator:
+    """:class:`SoftSenseOp` for maps with a set axis ``(S, M, C, H, W)``, else :class:`SenseOp`."""
+    return SoftSenseOp(maps, mask) if maps.ndim == 5 else SenseOp(maps, mask)

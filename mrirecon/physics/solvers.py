@@ -19,9 +19,9 @@ __all__ = ["BREAKDOWN", "conjugate_gradient"]
 BREAKDOWN = 1e-5
 
 
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Re⟨a, b⟩ per image over the last two axes, shaped to broadcast back: (..., 1, 1)."""
-    return (a.conj() * b).real.sum((-2, -1), keepdim=True)
+def _dot(a: torch.Tensor, b: torch.Tensor, ndim: int = 2) -> torch.Tensor:
+    """Re⟨a, b⟩ per image over the last ``ndim`` axes, shaped to broadcast back: (..., 1, 1)."""
+    return (a.conj() * b).real.sum(tuple(range(-ndim, 0)), keepdim=True)
 
 
 def conjugate_gradient(
@@ -30,6 +30,7 @@ def conjugate_gradient(
     x0: torch.Tensor | None = None,
     iters: int = 10,
     tol: float = 0.0,
+    image_ndim: int = 2,
 ) -> torch.Tensor:
     """Solve ``apply(x) = b`` for Hermitian PSD ``apply``, each image of the batch separately.
 
@@ -46,6 +47,8 @@ def conjugate_gradient(
         Maximum iterations (0 returns the start).
     tol : float
         Stop once every image's residual satisfies ``‖r‖ ≤ tol·‖b‖`` (0: run all ``iters``).
+    image_ndim : int
+        Trailing axes that make one unknown (3 for soft-SENSE's ``(sets, H, W)``).
 
     Notes
     -----
@@ -60,22 +63,23 @@ def conjugate_gradient(
     x = torch.zeros_like(b) if x0 is None else x0.expand_as(b).clone()
     r = b - apply(x) if x0 is not None else b.clone()
     p = r.clone()
-    rr = _dot(r, r)
-    stop = (tol**2) * _dot(b, b)
+    dot = lambda u, v: _dot(u, v, image_ndim)  # noqa: E731
+    rr = dot(r, r)
+    stop = (tol**2) * dot(b, b)
     active = rr > stop if tol > 0 else rr > 0
     curvature = torch.zeros_like(rr)  # the largest pᴴAp / pᴴp seen, per image
     for _ in range(int(iters)):
         if not bool(active.any()):
             break
         ap = apply(p)
-        pap, pp = _dot(p, ap), _dot(p, p)
+        pap, pp = dot(p, ap), dot(p, p)
         ratio = pap / torch.where(pp > 0, pp, 1)
         curvature = torch.maximum(curvature, ratio)
         active = active & (pp > 0) & (ratio > BREAKDOWN * curvature)
         alpha = torch.where(active, rr / torch.where(active, pap, 1), 0)  # stopped images stop moving
         x = x + alpha * p
         r = r - alpha * ap
-        rr_new = _dot(r, r)
+        rr_new = dot(r, r)
         beta = torch.where(active, rr_new / torch.where(rr > 0, rr, 1), 0)
         p = r + beta * p
         rr = torch.where(active, rr_new, rr)

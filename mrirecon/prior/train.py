@@ -155,8 +155,12 @@ def _load_init(network: torch.nn.Module, ema: torch.nn.Module, cfg: PriorConfig,
 
     source = init if hasattr(init, "network") and hasattr(init, "config") else load_prior(init, device="cpu")
     mine, theirs = cfg.to_dict(), source.config.to_dict()
-    informational = ("name", "dataset", "pixel_size_mm")
+    # The network is fully convolutional: image_size only fixes where attention sits, so a
+    # prior trained on other crop sizes transfers when its attention sits at the same depths.
+    informational = ("name", "dataset", "pixel_size_mm", "image_size", "attention_resolutions")
     differ = [k for k in mine if k not in informational and mine.get(k) != theirs.get(k)]
+    if cfg.attention_ds != source.config.attention_ds:
+        differ.insert(0, "attention_resolutions (relative to image_size)")
     require(not differ, f"init={init}: its config differs from the training config in {differ[:5]}")
     weights = {k: v.float() for k, v in source.network.state_dict().items()}
     network.load_state_dict(weights)

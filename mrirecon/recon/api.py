@@ -43,9 +43,9 @@ import numpy as np
 import torch
 
 from mrirecon.errors import MrireconError, require
-from mrirecon.physics.operators import SenseOp
+from mrirecon.physics.operators import SenseOp, sense_operator
 from mrirecon.recon.methods import CLASSICAL_METHODS
-from mrirecon.recon.prepare import Prepared, check_pixel_size, prepare
+from mrirecon.recon.prepare import Prepared, _warn, check_pixel_size, prepare
 from mrirecon.recon.settings import ReconSettings
 
 __all__ = ["CLASSICAL_METHODS", "ReconResult", "ReconSettings", "reconstruct", "reconstruct_file"]
@@ -272,7 +272,7 @@ def _classical(name: str, prep: Prepared, settings: ReconSettings, device) -> to
     if name == "l1-wavelet":
         dev = torch.device("cpu")  # the wavelet transform runs on the CPU
     m = prep.mask[:, None].to(dev)
-    A = SenseOp(prep.maps.to(dev), m)
+    A = sense_operator(prep.maps.to(dev), m)  # two sets of maps: soft-SENSE
     peak = prep.y.abs().amax().clamp_min(1e-30)
     y = (prep.y / peak).to(dev)  # solved at unit scale: |y|² of data near 1e30 overflows float32 (λ is scale-free)
     tic = time.perf_counter()
@@ -298,6 +298,9 @@ def _classical(name: str, prep: Prepared, settings: ReconSettings, device) -> to
             info.update(wavelet="db4", wavelet_levels=levels, wavelet_grid=list(padded))
         info.update(lam=lam, iters=iters, lam_source=source)
     info["timings"]["recon"] = time.perf_counter() - tic
+    if prep.maps.ndim == 5:  # one image per set of maps: their root-sum-of-squares, as BART's `rss`
+        image = torch.linalg.vector_norm(image, dim=1)
+        info["map_sets"] = int(prep.maps.shape[1])
     return (image.to(torch.complex64).cpu() * peak).to(torch.complex64)
 
 
@@ -366,6 +369,9 @@ def _sample(prior, prior_name, prep: Prepared, settings: ReconSettings, twin, ca
 
     info, timings = prep.info, prep.info["timings"]
     S, C, H, W = prep.y.shape
+    if prep.maps.ndim == 5:  # the priors model one image per slice: the first set of maps
+        prep.maps = prep.maps[:, 0].contiguous()
+        _warn(info, "the diffusion priors use the first of the two sets of ESPIRiT maps (soft-SENSE is for the classical methods)")
     dev = torch.device(prior.device)
     mode, twin_prior = _first_slice(prior, settings, twin)
     maxsens = float((prep.maps.abs() ** 2).sum(1).max())
