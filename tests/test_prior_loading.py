@@ -165,8 +165,9 @@ def test_load_prior_argument_errors(tmp_path):
 
 def test_registry_lists_and_resolves_bundled_priors():
     infos = {p.name: p for p in list_priors()}
-    assert set(infos) == {"default", "default-unet"}
+    assert set(infos) == {"default", "default-unet", "anatomy", "anatomy-unet"}
     assert infos["default"].kind == "aid" and infos["default-unet"].kind == "unet"
+    assert infos["anatomy"].kind == "aid" and infos["anatomy-unet"].kind == "unet"
     for name, info in infos.items():
         assert info.config_path.parent == assets_dir()
         if info.available:

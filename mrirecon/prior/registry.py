@@ -32,6 +32,13 @@ _REGISTRY: dict[str, _Entry] = {
     "default-unet": _Entry(
         "unet", "unet_default", "bundled plain UNet ('Guide') twin of 'default', same data and backbone"
     ),
+    "anatomy": _Entry(
+        "aid",
+        "aid_anatomy",
+        "'default' fine-tuned on real anatomy at 0.7-2.5 mm pixels, one CPU round (docs/model_card.md, priors v3)",
+        twin="anatomy-unet",
+    ),
+    "anatomy-unet": _Entry("unet", "unet_anatomy", "plain UNet twin of 'anatomy', same data and round"),
 }
 
 

@@ -290,6 +290,8 @@ def _classical(name: str, prep: Prepared, settings: ReconSettings, device) -> to
             lam = classical.DEFAULT_LAMBDA[name] if lam is None else lam
             if chosen["errors"]:
                 info["lam_holdout_error"] = {k: round(v, 5) for k, v in chosen["errors"].items()}
+            if "sparsity_gain" in chosen:  # L1's hold-out gain over CG-SENSE's solution, and its standard error
+                info["lam_sparsity_gain"] = chosen["sparsity_gain"]
         image = classical.solve(name, A, y, lam, iters, l2)
         if l2:
             info["lam_l2"] = l2
