@@ -436,7 +436,9 @@ def write_model_card(card: dict, path: Path) -> None:
 
 mrirecon ships two small diffusion priors so that `mrirecon recon` and `mrirecon sample` run on
 a fresh machine without downloading anything: an AID Causal-UNet (`load_prior("default")`) and
-its plain-UNet twin, the paper's single-image "Guide" baseline (`load_prior("default-unet")`).
+its plain-UNet twin, the paper's single-image "Guide" baseline (`load_prior("default-unet")`). A second pair, `anatomy` / `anatomy-unet`,
+is the same networks after a first CPU round on real anatomy
+([below](#priors-v3-real-anatomy-at-real-pixel-sizes-a-first-cpu-round)).
 They are **demonstration-grade**: trained for {card['total_minutes'] / 60:.1f} hours on two CPU cores, on synthetic
 brain-like images derived from a single anatomical template. They are not meant for real
 patient data; for that use the official AID checkpoints (`load_prior` reads them) or train your
@@ -565,7 +567,15 @@ Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, Montreal 
 Institute, McGill University (permissive: use, copy, modify and distribute for any purpose
 without fee, keeping the notice). The full notice is in `mrirecon/assets/NOTICE_MNI.txt`.
 """
+    # The v3 section (real anatomy) is written by hand from its own runs: keep it across rebuilds.
+    old = path.read_text() if path.is_file() else ""
+    if V3_HEADING in old:
+        v3 = old[old.index(V3_HEADING) : old.index("## Licence", old.index(V3_HEADING))]
+        text = text.replace("## Licence", v3 + "## Licence", 1)
     path.write_text(text)
+
+
+V3_HEADING = "## Priors v3: real anatomy"
 
 
 def main(argv: list[str] | None = None) -> None:

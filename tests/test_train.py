@@ -290,8 +290,10 @@ def test_shipped_default_priors_load():
 
     assets = resources.files("mrirecon.assets")
     total = sum(p.stat().st_size for p in Path(str(assets)).iterdir() if p.is_file())
-    assert total <= 20e6
+    assert total <= 35e6  # two fp16 prior pairs (default, anatomy: 14.4 MB each) and the sample scan
     assert "Louis Collins" in (assets / "NOTICE_MNI.txt").read_text()
+    notice = (assets / "NOTICE_ANATOMY.txt").read_text()
+    assert "BSD 2-Clause" in notice and "Apache License 2.0" in notice and "held out" in notice.lower()
 
 
 def test_shipped_sample_scan_opens():
