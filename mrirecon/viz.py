@@ -209,7 +209,7 @@ def _comparison_grid(cmp: Comparison, texts: Mapping[str, str]) -> Figure:
     rows = 1 + (1 if methods else 0) + (1 if cmp.stds else 0)
     cols = len(cmp.order)
     h, w = cmp.images[cmp.reference].shape
-    fig = Figure(figsize=(_PANEL_INCHES * cols + 0.6, _PANEL_INCHES * rows * h / w + 0.8))
+    fig = Figure(figsize=(_PANEL_INCHES * cols + 0.6, _PANEL_INCHES * rows * h / w + 0.8), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     row_handles: dict[int, object] = {}  # the last image drawn in each row, for its colour bar
     for j, name in enumerate(cmp.order):
