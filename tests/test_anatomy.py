@@ -65,3 +65,13 @@ def test_every_shared_anatomy_volume_gives_slabs():
     for f in files:
         slab = random_slabs(read_anatomy(f), 1, size=64, slices=2, seed=0)[0]
         assert slab.shape == (2, 64, 64) and np.isfinite(slab).all(), f.name
+
+
+def test_bad_slab_geometry_gets_one_line():
+    anat = Anatomy("box", np.ones((8, 8, 8), np.float32), (1.0, 1.0, 1.0))
+    for kw, needle in ((dict(axis=3), "axis must be"), (dict(pixel_mm=0.0), "pixel_mm must be"), (dict(slices=0), "must be >= 1")):
+        args = dict(axis=2, centre_mm=[4, 4, 4], pixel_mm=1.0, size=4, slices=1, spacing_mm=1.0) | kw
+        with pytest.raises(MrireconError, match=needle):
+            anatomy_slab(anat, **args)
+    with pytest.raises(MrireconError, match="pixel_mm must be"):
+        random_slabs(anat, 1, pixel_mm=(2.0, 1.0))

@@ -16,7 +16,7 @@ positions are in mm, so anisotropic volumes are sampled at their true geometry.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,15 +40,13 @@ class Anatomy:
     name: str
     data: np.ndarray
     voxel_mm: tuple[float, float, float]
-    _blurred: dict | None = None
+    _blurred: dict = field(default_factory=dict, repr=False)
 
     def blurred(self, ratio: float) -> np.ndarray:
         """The volume prefiltered for sampling at ``ratio`` x its finest voxel (cached per level)."""
         from scipy.ndimage import gaussian_filter
 
         level = next((r for r in _BLUR_RATIOS if ratio <= r * 1.05), _BLUR_RATIOS[-1])
-        if self._blurred is None:
-            self._blurred = {}
         if level not in self._blurred:
             if level <= 1.0:
                 self._blurred[level] = self.data
@@ -137,6 +135,9 @@ def anatomy_slab(
     from scipy.ndimage import map_coordinates
 
     h, w = (size, size) if isinstance(size, int) else size
+    require(axis in (0, 1, 2), f"axis must be 0, 1 or 2 (a voxel axis), got {axis!r}")
+    require(min(h, w, slices) >= 1, f"size {size!r} and slices {slices!r} must be >= 1")
+    require(pixel_mm > 0 and spacing_mm >= 0, f"pixel_mm must be > 0 and spacing_mm >= 0, got {pixel_mm!r}, {spacing_mm!r}")
     normal, rows, cols = _frame(axis, angle)
     vol = anat.blurred(pixel_mm / min(anat.voxel_mm))
     s = (np.arange(slices) - (slices - 1) / 2) * spacing_mm
@@ -177,6 +178,8 @@ def random_slabs(
     """
     from mrirecon.data.simulate import _phase_coefficients, _phase_map
 
+    require(count >= 0 and size >= 1 and slices >= 1, f"count, size and slices must be >= 0, 1, 1; got {count}, {size}, {slices}")
+    require(0 < pixel_mm[0] <= pixel_mm[1], f"pixel_mm must be (smallest, largest) > 0, got {pixel_mm}")
     rng = np.random.default_rng(seed)
     lo_mm, hi_mm = anat.extent_mm()
     axes = _allowed_axes(anat.voxel_mm)

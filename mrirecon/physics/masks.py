@@ -589,7 +589,7 @@ def lattice_spacing(mask) -> float | None:
 
     Equispaced masks (gaps differing by at most one line, as fastMRI's rounded spacings do)
     get their mean gap, the acceleration SENSE must unfold there; random, Poisson or 2-D masks
-    and masks with fewer than 3 outer lines get None.
+    and masks with fewer than two gaps between outer lines get None.
     """
     m = _mask_2d(mask)
     H, W = m.shape

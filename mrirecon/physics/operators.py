@@ -113,6 +113,10 @@ class SenseOp(LinearOperator):
         self._pre_conj = self._pre.conj_physical()
         self._mask2 = (self.mask * self.mask).to(maps.dtype)  # AᴴA: |post|² = 1 cancels
 
+    def lipschitz(self) -> float:
+        """A bound on ‖AᴴA‖: ``max Σ_c |S_c|² · max M²`` (FISTA's step without power iteration)."""
+        return float((self.maps.abs() ** 2).sum(-3).max()) * float((self.mask**2).max())
+
     # ------------------------------------------------------------------ sub-operators
     def select(self, index: int | slice, sample_axis: bool = False) -> "SenseOp":
         """The operator of slice(s) ``index`` along the maps' first axis (maps ``(S, C, H, W)``).

@@ -279,9 +279,7 @@ def holdout_lambda(method: str, maps: torch.Tensor, y: torch.Tensor, mask, iters
         some out), ``l2`` (L1-wavelet's ℓ2 weight) and ``errors`` (``{λ: mean error}``).
     """
     from mrirecon.physics.holdout import holdout_error
-    from mrirecon.physics.masks import holdout_folds
-
-    from mrirecon.physics.masks import lattice_spacing
+    from mrirecon.physics.masks import holdout_folds, lattice_spacing
 
     folds = holdout_folds(mask, folds=L1_FOLDS if method == "l1-wavelet" else 5, seed=seed)
     if folds is None:
@@ -289,8 +287,8 @@ def holdout_lambda(method: str, maps: torch.Tensor, y: torch.Tensor, mask, iters
     mid = y.shape[0] // 2
     maps, y = maps[mid : mid + 1], y[mid : mid + 1]
     grid = HOLDOUT_GRID[method]
-    gap = lattice_spacing(mask)
-    if method == "sense" and gap is not None and gap > 2 * maps.shape[-3]:
+    gap = lattice_spacing(mask) if method == "sense" else None
+    if gap is not None and gap > 2 * maps.shape[-3]:
         # An equispaced lattice folds ``gap`` copies of the FOV onto each pixel; C coils unfold at
         # most C of them inside the object, which rarely fills less than half the FOV. Beyond 2C
         # the unfolding is underdetermined and the folds' errors barely move (2-coil phantom, 8x:
@@ -321,11 +319,6 @@ def holdout_lambda(method: str, maps: torch.Tensor, y: torch.Tensor, mask, iters
 
 
 def _lipschitz(A) -> float:
-    """A bound on ‖AᴴA‖: ``max Σ_c |S_c|² · max M²`` for SENSE operators, else 1."""
-    if hasattr(A, "lipschitz"):
-        return A.lipschitz()
-    maps, mask = getattr(A, "maps", None), getattr(A, "mask", None)
-    if maps is None or mask is None:
-        return 1.0
-    bound = float((maps.abs() ** 2).sum(-3).max()) * float((mask.abs() ** 2).max())
+    """A bound on ‖AᴴA‖: the operator's own (``SenseOp.lipschitz``), else 1 (also for all-zero maps)."""
+    bound = A.lipschitz() if hasattr(A, "lipschitz") else 1.0
     return bound if bound > 0 else 1.0
