@@ -189,6 +189,98 @@ def bench_calibration(kspace, truth, mask, true_maps, repeats: int, devices: lis
     return rows, oracle
 
 
+# -- L1-wavelet: torch FISTA (any device) against its PyWavelets predecessor and SigPy -----------
+
+
+def l1_wavelet_pywt(A, y, lam, iters: int, shifts: bool = True):
+    """mrirecon's L1-wavelet before the torch transform (v0.x): PyWavelets on the CPU every iteration.
+
+    Kept here, and only here, as the speed and equality baseline of :func:`mrirecon.recon.classical.l1_wavelet`.
+    """
+    import math
+
+    import pywt
+
+    from mrirecon.physics.wavelet import Wavelet2D
+
+    geometry = Wavelet2D(tuple(y.shape[-2:]))  # the same levels and padding
+    levels, (Hp, Wp), (H, W) = geometry.levels, geometry.padded, geometry.shape
+    rhs = A.adjoint(y)
+    L = A.lipschitz()
+    tau = (torch.as_tensor(lam, dtype=torch.float32).expand(rhs.shape[:-2]) / L).numpy().astype(np.float64)
+
+    def shrink(v: np.ndarray) -> np.ndarray:
+        v = np.pad(v, [(0, 0)] * (v.ndim - 2) + [(0, Hp - H), (0, Wp - W)])
+        arr, sl = pywt.coeffs_to_array(pywt.wavedec2(v, "db4", mode="periodization", level=levels, axes=(-2, -1)), axes=(-2, -1))
+        keep = arr[(..., *sl[0])].copy()
+        arr = arr * np.maximum(1.0 - tau[..., None, None] / np.maximum(np.abs(arr), 1e-30), 0.0)
+        arr[(..., *sl[0])] = keep
+        out = pywt.waverec2(pywt.array_to_coeffs(arr, sl, output_format="wavedec2"), "db4", mode="periodization", axes=(-2, -1))
+        return out[..., :H, :W]
+
+    x = torch.zeros_like(rhs)
+    z, t = x.clone(), 1.0
+    offsets = np.random.default_rng(0).integers(0, 2**levels, size=(iters, 2)) if shifts else np.zeros((iters, 2), int)
+    for it in range(iters):
+        v = z - (A.normal(z) - rhs) / L
+        dy, dx = (int(o) for o in offsets[it])
+        shrunk = shrink(np.roll(v.numpy(), (dy, dx), axis=(-2, -1)))
+        x_new = torch.from_numpy(np.roll(shrunk, (-dy, -dx), axis=(-2, -1)).astype(np.complex64))
+        t_new = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
+        z = x_new + ((t - 1.0) / t_new) * (x_new - x)
+        x, t = x_new, t_new
+    return x
+
+
+def _psnr(x: np.ndarray, truth: np.ndarray) -> float:
+    from mrirecon.metrics import psnr
+
+    return float(psnr(np.abs(truth), np.abs(x)))
+
+
+def bench_l1(maps, kspace, mask, truth, repeats: int, devices: list[str], iters: int = 100) -> list[dict]:
+    """Seconds per slice and PSNR of L1-wavelet (FISTA, ``iters``, db4) at the default relative λ."""
+    import sigpy.mri as mr
+
+    from mrirecon.physics.operators import SenseOp
+    from mrirecon.recon.classical import DEFAULT_LAMBDA, l1_wavelet
+
+    S = maps.shape[0]
+    y = (kspace * mask).astype(np.complex64)
+    peak = np.abs(SenseOp(torch.from_numpy(maps), torch.from_numpy(mask)).adjoint(torch.from_numpy(y))).amax(dim=(-2, -1))
+    lam = DEFAULT_LAMBDA["l1-wavelet"] * peak  # (S,) absolute, the same for every implementation
+    rows, results = [], {}
+
+    def add(impl, device, fn):
+        last = []
+        t = timed(lambda: last.append(fn()), repeats, device)
+        out = last[-1]
+        results[(impl, device)] = out.cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
+        rows.append(dict(task=f"L1-wavelet ({iters} FISTA it.)", impl=impl, device=device, seconds=t,
+                         psnr=_psnr(results[(impl, device)], truth)))  # fmt: skip
+
+    A_cpu = SenseOp(torch.from_numpy(maps), torch.from_numpy(mask))
+    y_cpu = torch.from_numpy(y)
+    add("mrirecon before (PyWavelets)", "cpu", lambda: l1_wavelet_pywt(A_cpu, y_cpu, lam, iters))
+    for dev in devices:
+        A = SenseOp(torch.from_numpy(maps).to(dev), torch.from_numpy(mask).to(dev))
+        yd, ld = y_cpu.to(dev), lam.to(dev)
+        add("mrirecon torch", dev, lambda A=A, yd=yd, ld=ld: l1_wavelet(A, yd, ld, iters))
+
+    def sigpy_run():
+        return np.stack([mr.app.L1WaveletRecon(y[s], maps[s], float(lam[s]), weights=mask, wave_name="db4",
+                                               max_iter=iters, show_pbar=False).run() for s in range(S)])  # fmt: skip
+
+    add("sigpy L1WaveletRecon", "cpu", sigpy_run)
+    before = results[("mrirecon before (PyWavelets)", "cpu")]
+    for r in rows:
+        r["per_slice"] = r["seconds"] / S
+        if r["impl"] == "mrirecon torch":
+            x = results[(r["impl"], r["device"])]
+            r["rel_diff_vs_before"] = float(np.linalg.norm(x - before) / np.linalg.norm(before))
+    return rows
+
+
 def machine() -> dict:
     info = dict(
         python=platform.python_version(),
@@ -217,6 +309,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=None, help="timed runs per case (default 3; 1 with --quick)")
     p.add_argument("--espirit-slices", type=int, default=None, help="slices timed for ESPIRiT (default 2; 1 quick)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--l1-slices", type=int, default=None, help="slices of the L1-wavelet rows (default 4; 1 quick)")
+    p.add_argument("--l1-iters", type=int, default=100, help="FISTA iterations of the L1-wavelet rows")
+    p.add_argument("--no-l1", action="store_true", help="skip the L1-wavelet rows")
     p.add_argument("--cpu-only", action="store_true", help="skip CUDA even when present")
     p.add_argument("--out", type=Path, default=Path("bench_physics.json"), help="JSON output")
     a = p.parse_args(argv)
@@ -235,14 +330,19 @@ def main(argv=None) -> int:
     maps, kspace, mask, truth = simulate(slices, a.coils, a.size)
     calibration, oracle_psnr = bench_calibration(kspace, truth, mask, maps, repeats, devices, esp)
     rows = bench_sense(maps, mask, repeats, devices) + calibration
+    if not a.no_l1:
+        n = min(slices, a.l1_slices or (1 if a.quick else 4))
+        rows += bench_l1(maps[:n], kspace[:n], mask, truth[:n], repeats, devices, iters=a.l1_iters)
 
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"mrirecon physics ({slices} slices x {a.coils} coils x {a.size}^2, complex64)")
-    for col in ("task", "implementation", "device", "total (s)", "per slice (ms)", "speed-up", "CG-SENSE dB"):
+    for col in ("task", "implementation", "device", "total (s)", "per slice (ms)", "speed-up", "PSNR dB", "rel. diff"):
         table.add_column(col, justify="left" if col in ("task", "implementation", "device") else "right")
     baselines = {r["task"]: r["per_slice"] for r in rows if r["impl"].startswith(("sigpy", "ESPIRiT (sigpy,"))}
+    # L1-wavelet: speed-ups against mrirecon's PyWavelets version (SigPy solves a slightly different problem)
+    baselines.update({r["task"]: r["per_slice"] for r in rows if r["impl"].startswith("mrirecon before")})
     baselines.setdefault("SENSE normal (AᴴA)", baselines.get("SENSE forward+adjoint"))
     for r in rows:
         base = baselines.get(r["task"])
@@ -254,7 +354,8 @@ def main(argv=None) -> int:
             f"{r['seconds']:.3f}",
             f"{1e3 * r['per_slice']:.1f}",
             f"{r['speedup_vs_sigpy']:.1f}x" if r["speedup_vs_sigpy"] else "",
-            f"{r['cg_sense_psnr']:.2f}" if "cg_sense_psnr" in r else "",
+            f"{r['cg_sense_psnr']:.2f}" if "cg_sense_psnr" in r else f"{r['psnr']:.2f}" if "psnr" in r else "",
+            f"{r['rel_diff_vs_before']:.1e}" if "rel_diff_vs_before" in r else "",
         )
     console = Console(width=max(110, Console().width))
     console.print(table)

@@ -269,8 +269,6 @@ def _classical(name: str, prep: Prepared, settings: ReconSettings, device) -> to
     from mrirecon.recon import classical
 
     dev = resolve_device(device)
-    if name == "l1-wavelet":
-        dev = torch.device("cpu")  # the wavelet transform runs on the CPU
     m = prep.mask[:, None].to(dev)
     A = sense_operator(prep.maps.to(dev), m)  # two sets of maps: soft-SENSE
     peak = prep.y.abs().amax().clamp_min(1e-30)

@@ -27,6 +27,7 @@ import torch
 from mrirecon.errors import positive_int, positive_number, require
 from mrirecon.physics.linop import LinearOperator
 from mrirecon.physics.solvers import conjugate_gradient
+from mrirecon.physics.wavelet import Wavelet2D
 
 __all__ = [
     "DEFAULT_ITERS",
@@ -101,60 +102,9 @@ def sense_cg(
     return conjugate_gradient(apply, rhs, iters=iters, tol=tol, image_ndim=getattr(A, "image_ndim", 2))
 
 
-class _Wavelet:
-    """Orthonormal 2-D wavelet transform (PyWavelets, periodisation) of image batches (..., H, W).
-
-    Any matrix size: the image is zero-padded at its end to a multiple of ``2**levels`` (as
-    SigPy's wavelet operator pads), ``levels = min(4, dwt_max_level(min(H, W)))`` so the filters
-    never wrap around a band. Without the padding a 230 x 180 image got 1 level and an odd size
-    0, i.e. no regularisation at all. :meth:`shrink` crops back: ``Cᴴ Ψᴴ soft(Ψ C x)`` with the
-    zero-padding ``C`` an isometry (SigPy's ``UnitaryTransform`` of the padded transform).
-    """
-
-    def __init__(self, shape: tuple[int, int], wavelet: str = "db4", levels: int | None = None):
-        import pywt
-
-        try:
-            self.w = pywt.Wavelet(wavelet)
-        except ValueError as e:
-            from mrirecon.errors import MrireconError
-
-            raise MrireconError(f"l1_wavelet: {e}") from None
-        H, W = shape
-        most = min(4, pywt.dwt_max_level(min(H, W), self.w.dec_len))
-        self.levels = max(1, most if levels is None else min(int(levels), most))
-        step = 2**self.levels
-        self.shape = (H, W)
-        self.padded = (-(-H // step) * step, -(-W // step) * step)
-        self.pywt = pywt
-
-    def forward(self, x: np.ndarray):
-        pad = [(0, 0)] * (x.ndim - 2) + [(0, p - n) for p, n in zip(self.padded, self.shape)]
-        x = np.pad(x, pad) if self.padded != self.shape else x
-        coeffs = self.pywt.wavedec2(x, self.w, mode="periodization", level=self.levels, axes=(-2, -1))
-        arr, slices = self.pywt.coeffs_to_array(coeffs, axes=(-2, -1))
-        return arr, slices
-
-    def inverse(self, arr: np.ndarray, slices) -> np.ndarray:
-        coeffs = self.pywt.array_to_coeffs(arr, slices, output_format="wavedec2")
-        x = self.pywt.waverec2(coeffs, self.w, mode="periodization", axes=(-2, -1))
-        return x[..., : self.shape[0], : self.shape[1]]
-
-    def shrink(self, x: np.ndarray, tau: np.ndarray) -> np.ndarray:
-        """``Ψᴴ soft(Ψ x, τ)`` with the coarsest approximation band kept (τ broadcast over leading axes)."""
-        arr, slices = self.forward(x)
-        approx = slices[0]
-        keep = arr[(..., *approx)].copy()
-        mag = np.abs(arr)
-        scale = np.maximum(1.0 - tau[..., None, None] / np.maximum(mag, 1e-30), 0.0)
-        arr = arr * scale
-        arr[(..., *approx)] = keep
-        return self.inverse(arr, slices)
-
-
 def wavelet_levels(shape: tuple[int, int], wavelet: str = "db4") -> tuple[int, tuple[int, int]]:
     """Decomposition levels and padded size that :func:`l1_wavelet` uses on ``(H, W)`` images."""
-    psi = _Wavelet(tuple(shape), wavelet)
+    psi = Wavelet2D(tuple(shape), wavelet)
     return psi.levels, psi.padded
 
 
@@ -171,9 +121,10 @@ def l1_wavelet(
 ) -> torch.Tensor:
     """Compressed sensing: ``min_x ½‖A x - y‖² + λ ‖Ψ x‖₁ + ½ l2 ‖x‖²`` by FISTA (Beck & Teboulle 2009).
 
-    Lustig et al., MRM 58:1182 (2007). Ψ is an orthonormal Daubechies wavelet (PyWavelets,
-    periodised, up to 4 levels, any matrix size by zero-padding; the coarsest approximation band
-    is not penalised). The step is
+    Lustig et al., MRM 58:1182 (2007). Ψ is an orthonormal Daubechies wavelet
+    (:class:`~mrirecon.physics.wavelet.Wavelet2D`: torch, periodised, up to 4 levels, any matrix
+    size by zero-padding; the coarsest approximation band is not penalised), so every iteration
+    runs on ``y``'s device. The step is
     ``1 / L`` with the bound ``L = max Σ_c |S_c|² · max M²`` (1 for normalised maps): no power
     iteration, the result is deterministic. ``lam`` is **absolute** here (the data's scale):
     :func:`mrirecon.recon.reconstruct` takes λ relative to ``max|Aᴴy|`` (:data:`DEFAULT_LAMBDA`).
@@ -186,7 +137,7 @@ def l1_wavelet(
         λ per image.
     iters : int
     wavelet : str
-        PyWavelets name of Ψ.
+        PyWavelets name of Ψ (an orthogonal wavelet).
     x0 : Tensor (..., H, W), optional
         Warm start.
     shifts : bool
@@ -207,16 +158,15 @@ def l1_wavelet(
     require(bool((lam_t >= 0).all()) and bool(torch.isfinite(lam_t).all()), f"lam must be >= 0, got {lam!r}")
     require(math.isfinite(l2) and l2 >= 0, f"l2 must be >= 0, got {l2!r}")
     L = _lipschitz(A) + float(l2)
-    psi = _Wavelet(tuple(rhs.shape[-2:]), wavelet)
-    tau = (lam_t / L).cpu().numpy().astype(np.float64)
+    psi = Wavelet2D(tuple(rhs.shape[-2:]), wavelet)
+    tau = (lam_t / L).to(rhs.device)
     x = torch.zeros_like(rhs) if x0 is None else x0.clone()
     z, t = x.clone(), 1.0
     offsets = np.random.default_rng(0).integers(0, 2**psi.levels, size=(iters, 2)) if shifts else np.zeros((iters, 2), int)
     for it in range(iters):
         v = z - ((A.normal(z) + l2 * z if l2 else A.normal(z)) - rhs) / L
         dy, dx = (int(o) for o in offsets[it])
-        shrunk = psi.shrink(np.roll(v.cpu().numpy(), (dy, dx), axis=(-2, -1)), tau)
-        x_new = torch.from_numpy(np.roll(shrunk, (-dy, -dx), axis=(-2, -1)).astype(np.complex64)).to(rhs.device)
+        x_new = torch.roll(psi.shrink(torch.roll(v, (dy, dx), dims=(-2, -1)), tau), (-dy, -dx), dims=(-2, -1))
         t_new = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
         z = x_new + ((t - 1.0) / t_new) * (x_new - x)
         x, t = x_new, t_new
