@@ -73,7 +73,7 @@ def test_fastmri_accelerations_are_near_nominal():
     ],
 )
 def test_aid_reference_accelerations(kind, acs, expected):
-    """design/aid-reference.md §4.3: the reference's effective R at W=320 (seed 1234)."""
+    """The reference's masks (``mri_utils.py``): the reference's effective R at W=320 (seed 1234)."""
     got = [make_mask(kind, (320, 320), R, seed=1234, acs_lines=acs, convention="aid").acceleration for R in (4, 8, 12)]
     assert [round(g, 2) for g in got] == list(expected)
 

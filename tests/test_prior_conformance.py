@@ -92,7 +92,7 @@ def test_full_attention_equals_teacher_forcing_and_reference_mode_differs(causal
         reference = torch.from_numpy(io[f"out_sample_idx{n}"][:, 0])  # the reference's own call
         if n == 0:  # a one-frame prefix: both modes are the same computation
             assert _rel_err(reference, forced[:, 0]) <= TOL
-        else:  # the reference's sampling call drops frames 0..n-1 (aid-reference §1.5)
+        else:  # the reference's sampling call drops frames 0..n-1 (its scripts/sample.py)
             assert _rel_err(reference, forced[:, n]) > 1e-4
 
 

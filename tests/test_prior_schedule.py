@@ -16,7 +16,7 @@ def test_linear_schedule_is_the_reference_one():
     s = DiffusionSchedule.from_config(PriorConfig.from_dict({"image_size": 32}))
     assert s.num_steps == 1000 and s.betas[0] == 1e-4 and s.betas[-1] == pytest.approx(0.02, abs=1e-15)
     assert s.alphas_cumprod.dtype == np.float64
-    assert s.alphas_cumprod[-1] == pytest.approx(4.04e-5, rel=1e-2)  # aid-reference §1.6
+    assert s.alphas_cumprod[-1] == pytest.approx(4.04e-5, rel=1e-2)  # the reference's linear schedule, T = 1000
     half = DiffusionSchedule.named("linear", 500)  # guided-diffusion rescales β by 1000/T
     np.testing.assert_allclose(half.betas[[0, -1]], [2e-4, 0.04])
 

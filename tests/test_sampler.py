@@ -18,7 +18,7 @@ from mrirecon.data.simulate import phantom_volume, simulate_scan
 from mrirecon.errors import MrireconError
 from mrirecon.physics.fft import complex_to_channels, fft2c, ifft2c
 from mrirecon.physics.operators import SenseOp
-from mrirecon.recon.sampler import AIDSampler, UNetSampler, slice_seed
+from mrirecon.recon.sampler import PosteriorSampler, slice_seed
 
 
 @dataclass
@@ -70,14 +70,14 @@ def test_reference_rule_reproduces_a_hand_computed_two_step_chain(aid):
     """Slice 1 of a 2-slice volume (slice 0 given), 2 steps (t = 500, 0), K = 2 DC steps.
 
     Everything except the network call is recomputed here in float64 numpy from the
-    formulas of aid-reference.md §4.4, with the sampler's documented noise draws.
+    formulas of the reference's ``ddim_diffusion``, with the sampler's documented noise draws.
     """
     data, sim, mask = volume(slices=2, snr_db=30)
     given = torch.from_numpy(sim.image[0]) / np.abs(sim.image).max()
     data.given = given
     data.kspace = data.kspace / float(np.abs(sim.image).max())
     seed, K, tau = 7, 2, 0.8
-    sampler = AIDSampler(aid, steps=2, dc="gradient", dc_steps=K, dc_step_size=1.0, temperature=tau, update="reference")
+    sampler = PosteriorSampler(aid, steps=2, dc="gradient", dc_steps=K, dc_step_size=1.0, temperature=tau, update="reference")
     assert sampler.schedule.timesteps.tolist() == [500, 0]
     out = sampler.sample_volume(*vd(data), given=data.given, n_samples=1, seed=seed)
 
@@ -129,29 +129,29 @@ def projection_volume(slices=2, H=32, W=32) -> VolumeData:
 def test_data_consistency_is_exact_when_the_normal_operator_is_a_projection(aid, update):
     """Whatever the (random-weight) prior proposes, the final step fits the data."""
     data = projection_volume()
-    out = AIDSampler(aid, steps=2, dc_steps=1, update=update).sample_volume(*vd(data), given=data.given, seed=0)[0]
+    out = PosteriorSampler(aid, steps=2, dc_steps=1, update=update).sample_volume(*vd(data), given=data.given, seed=0)[0]
     assert residual(out, data) < 1e-5
 
 
 def test_more_data_consistency_steps_fit_the_data_better(aid):
     data, _, _ = volume(slices=1, snr_db=None)
-    fits = [residual(AIDSampler(aid, steps=2, dc_steps=k).sample_volume(*vd(data), given=data.given, seed=0)[0], data) for k in (0, 2, 8)]
+    fits = [residual(PosteriorSampler(aid, steps=2, dc_steps=k).sample_volume(*vd(data), given=data.given, seed=0)[0], data) for k in (0, 2, 8)]
     assert fits[0] > fits[1] > fits[2]
     assert fits[2] < 0.5 * fits[0]
 
 
 def test_cg_data_consistency_fits_the_coils_better_than_gradient_steps(aid):
     data, _, _ = volume(slices=1, snr_db=None)
-    fit = {dc: residual(AIDSampler(aid, steps=2, dc_steps=3, dc=dc).sample_volume(*vd(data), given=data.given, seed=0)[0], data)
+    fit = {dc: residual(PosteriorSampler(aid, steps=2, dc_steps=3, dc=dc).sample_volume(*vd(data), given=data.given, seed=0)[0], data)
            for dc in ("gradient", "cg")}  # fmt: skip
     assert fit["cg"] < 0.5 * fit["gradient"], fit
 
 
 def test_seeds_reproduce_bit_for_bit(aid):
     data, _, _ = volume(slices=2)
-    a = AIDSampler(aid, steps=3).sample_volume(*vd(data), given=data.given, n_samples=2, seed=3)
-    b = AIDSampler(aid, steps=3).sample_volume(*vd(data), given=data.given, n_samples=2, seed=3)
-    c = AIDSampler(aid, steps=3).sample_volume(*vd(data), given=data.given, n_samples=2, seed=4)
+    a = PosteriorSampler(aid, steps=3).sample_volume(*vd(data), given=data.given, n_samples=2, seed=3)
+    b = PosteriorSampler(aid, steps=3).sample_volume(*vd(data), given=data.given, n_samples=2, seed=3)
+    c = PosteriorSampler(aid, steps=3).sample_volume(*vd(data), given=data.given, n_samples=2, seed=4)
     assert torch.equal(a, b)
     assert not torch.allclose(a, c)
     assert not torch.allclose(a[0], a[1])  # the two posterior samples differ
@@ -167,7 +167,7 @@ def test_reference_attention_depends_only_on_the_previous_slice(aid):
     u2 = torch.randn((32, 32), generator=g, dtype=torch.complex64)
     results = {}
     for mode in ("reference", "full"):
-        s = AIDSampler(aid, steps=3, attention=mode)
+        s = PosteriorSampler(aid, steps=3, attention=mode)
         results[mode] = [s.sample_volume(*vd(data), given=data.given, seed=0, context=torch.stack([u, v])) for u in (u1, u2)]
     assert torch.equal(results["reference"][0], results["reference"][1])
     assert not torch.allclose(results["full"][0], results["full"][1], rtol=1e-4, atol=1e-6)
@@ -193,7 +193,7 @@ def test_window_fills_then_slides_and_cold_start_reads_a_zero_frame(aid):
     S = T + 2
     data, _, _ = volume(slices=S)
     spy = Spy(aid)
-    out = AIDSampler(spy, steps=1, attention="full").sample_volume(*vd(data), given=data.given, seed=0)[0]
+    out = PosteriorSampler(spy, steps=1, attention="full").sample_volume(*vd(data), given=data.given, seed=0)[0]
     assert len(spy.calls) == S  # one step per slice
     frames = complex_to_channels(out)
     for s, (window, position, attention) in enumerate(spy.calls):
@@ -211,7 +211,7 @@ def test_given_first_slice_enters_the_window(aid):
     data, sim, _ = volume(slices=2)
     data.given = torch.from_numpy(sim.image[0])
     spy = Spy(aid)
-    out = AIDSampler(spy, steps=2).sample_volume(*vd(data), given=data.given, seed=0)
+    out = PosteriorSampler(spy, steps=2).sample_volume(*vd(data), given=data.given, seed=0)
     assert len(spy.calls) == 2  # slice 0 is not sampled
     torch.testing.assert_close(spy.calls[0][0][0, 0], complex_to_channels(data.given))
     assert torch.equal(out[0, 0], data.given)
@@ -219,7 +219,7 @@ def test_given_first_slice_enters_the_window(aid):
 
 def test_sizes_that_do_not_divide_are_padded_and_cropped_back(aid):
     data = projection_volume(slices=1, H=33, W=31)
-    sampler = AIDSampler(aid, steps=2, dc_steps=1)
+    sampler = PosteriorSampler(aid, steps=2, dc_steps=1)
     assert sampler.grid((33, 31)) == (34, 32)
     out = sampler.sample_volume(*vd(data), given=data.given, seed=0)
     assert out.shape == (1, 1, 33, 31) and bool(torch.isfinite(out).all())
@@ -228,8 +228,8 @@ def test_sizes_that_do_not_divide_are_padded_and_cropped_back(aid):
 
 def test_unet_sampler_batches_slices_without_changing_them(unet):
     data, _, _ = volume(slices=3)
-    whole = UNetSampler(unet, steps=3).sample_volume(*vd(data), given=data.given, n_samples=2, seed=1)
-    one_by_one = UNetSampler(unet, steps=3, batch_size=2).sample_volume(*vd(data), given=data.given, n_samples=2, seed=1)
+    whole = PosteriorSampler(unet, steps=3).sample_volume(*vd(data), given=data.given, n_samples=2, seed=1)
+    one_by_one = PosteriorSampler(unet, steps=3, batch_size=2).sample_volume(*vd(data), given=data.given, n_samples=2, seed=1)
     assert whole.shape == (2, 3, 32, 32)
     # other batch sizes round the convolutions differently (seen up to 1.6e-5 on a 2-core x86
     # machine); the same draws give the same slices up to that rounding
@@ -238,10 +238,10 @@ def test_unet_sampler_batches_slices_without_changing_them(unet):
     # slices are independent: other slices' data do not change slice 2
     other = VolumeData(kspace=data.kspace.clone(), maps=data.maps, mask=data.mask)
     other.kspace[0] *= -3.0
-    changed = UNetSampler(unet, steps=3).sample_volume(*vd(other), n_samples=2, seed=1)
+    changed = PosteriorSampler(unet, steps=3).sample_volume(*vd(other), n_samples=2, seed=1)
     torch.testing.assert_close(changed[:, 1:], whole[:, 1:], rtol=1e-4, atol=rounding)
     assert not torch.allclose(changed[:, 0], whole[:, 0])
-    sampler = UNetSampler(unet, steps=3)
+    sampler = PosteriorSampler(unet, steps=3)
     sampler.sample_volume(*vd(data), given=data.given, n_samples=2, seed=1)
     assert sampler.network_calls == 3 and sampler.network_images == 3 * 6  # all slices at once
 
@@ -249,20 +249,85 @@ def test_unet_sampler_batches_slices_without_changing_them(unet):
 def test_callback_sees_every_step_of_every_slice(aid):
     data, _, _ = volume(slices=2)
     seen = []
-    AIDSampler(aid, steps=3, callback=lambda s, i, x: seen.append((s, i, tuple(x.shape)))).sample_volume(
+    PosteriorSampler(aid, steps=3, callback=lambda s, i, x: seen.append((s, i, tuple(x.shape)))).sample_volume(
         *vd(data), n_samples=2, seed=0
     )
     assert seen == [(s, i, (2, 32, 32)) for s in range(2) for i in range(3)]
 
 
 def test_sampler_rejects_mismatched_priors_and_options(aid, unet):
-    with pytest.raises(MrireconError, match="kind 'aid'"):
-        AIDSampler(unet)
+    with pytest.raises(MrireconError, match="slice_schedule"):
+        PosteriorSampler(aid, slice_schedule="wavefront")
+    with pytest.raises(MrireconError, match="lag"):
+        PosteriorSampler(aid, slice_schedule="pipelined", lag=0)
     with pytest.raises(MrireconError, match="attention"):
-        AIDSampler(aid, attention="causal")
+        PosteriorSampler(aid, attention="causal")
     with pytest.raises(MrireconError, match="dc_steps"):
-        AIDSampler(aid, dc_steps=-1)
+        PosteriorSampler(aid, dc_steps=-1)
     with pytest.raises(MrireconError, match="precision"):
-        UNetSampler(unet, precision="fp16")
+        PosteriorSampler(unet, precision="fp16")
     with pytest.raises(MrireconError, match="batch_size"):
-        UNetSampler(unet, batch_size=0)
+        PosteriorSampler(unet, batch_size=0)
+
+
+# --------------------------------------------------------------------------------------------
+# the pipelined schedule
+
+
+def test_pipelined_with_a_lag_of_the_whole_chain_is_the_sequential_sampler(aid):
+    """lag >= steps: each slice starts when the one before is done, so the draws, windows and results are identical."""
+    data, _, _ = volume(slices=3)
+    seq = PosteriorSampler(aid, steps=3)
+    ref = seq.sample_volume(*vd(data), n_samples=2, seed=5)
+    pipe = PosteriorSampler(aid, steps=3, slice_schedule="pipelined", lag=3)
+    out = pipe.sample_volume(*vd(data), n_samples=2, seed=5)
+    assert torch.equal(out, ref)
+    assert pipe.network_calls == seq.network_calls == 9
+
+
+def test_pipelined_batches_the_slices_in_flight_and_conditions_on_their_estimates(aid):
+    T, S, lag = 4, 4, 1
+    data, _, _ = volume(slices=S)
+    spy = Spy(aid)
+    stops, seen = [], []
+    sampler = PosteriorSampler(spy, steps=T, slice_schedule="pipelined", lag=lag,
+                               callback=lambda s, i, x: seen.append((s, i)))  # fmt: skip
+    out = sampler.sample_volume(*vd(data), n_samples=2, seed=0, on_slices=lambda o, stop: stops.append(stop))
+    ticks = T + (S - 1) * lag
+    assert sampler.network_calls == len(spy.calls) == ticks  # one batched call per tick (reference attention)
+    s1 = [w for w, _, _ in spy.calls if w.shape[0] == 4][0]  # tick 1: slices 0 and 1, two samples each
+    assert not s1[:2].any()  # slice 0: cold start, a zero frame
+    assert s1[2:].abs().sum() > 0  # slice 1: slice 0's current estimate
+    assert sampler.network_images == S * T * 2
+    assert sorted(seen) == [(s, i) for s in range(S) for i in range(T)]
+    assert stops == [1, 2, 3, 4]  # slices finish in order: a checkpoint can keep them
+    assert out.shape == (2, S, 32, 32) and bool(torch.isfinite(out).all())
+    # fewer calls than the sequential sampler, and the result differs from it (earlier slices' estimates)
+    ref = PosteriorSampler(aid, steps=T).sample_volume(*vd(data), n_samples=2, seed=0)
+    torch.testing.assert_close(out[:, 0], ref[:, 0])  # slice 0 sees nothing in flight
+    assert not torch.allclose(out[:, 1:], ref[:, 1:])
+
+
+def test_pipelined_resumes_after_finished_slices(aid):
+    """``done`` slices fill the windows of the pipeline as they do the sequential sampler's."""
+    data, _, _ = volume(slices=3)
+    full = PosteriorSampler(aid, steps=3, slice_schedule="pipelined", lag=3).sample_volume(*vd(data), seed=2)
+    resumed = PosteriorSampler(aid, steps=3, slice_schedule="pipelined", lag=3).sample_volume(*vd(data), seed=2, done=full[:, :1])
+    assert torch.equal(resumed, full)
+
+
+def test_pipelined_full_attention_calls_unequal_windows_apart(aid):
+    """attention="full" reads every window frame: slices with 0, 1, 2 ... frames cannot share a call."""
+    T, S = 3, 3
+    data, _, _ = volume(slices=S)
+    sampler = PosteriorSampler(aid, steps=T, slice_schedule="pipelined", lag=1, attention="full")
+    sampler.sample_volume(*vd(data), seed=0)
+    assert sampler.network_calls == S * T  # aid.seq_length (4) > S: every window differs
+    same = PosteriorSampler(aid, steps=T, slice_schedule="pipelined", lag=T, attention="full")
+    seq = PosteriorSampler(aid, steps=T, attention="full")
+    assert torch.equal(same.sample_volume(*vd(data), seed=0), seq.sample_volume(*vd(data), seed=0))
+
+
+def test_pipelined_is_ignored_by_single_image_priors(unet):
+    sampler = PosteriorSampler(unet, steps=2, slice_schedule="pipelined")
+    assert sampler.slice_schedule == "sequential" and sampler.lag is None

@@ -12,7 +12,7 @@ Outputs are the raw network output ``[ε̂ (C channels), v (C channels)]`` as fl
 the learned-range variance interpolation, only with ``learn_sigma``); see
 :class:`~mrirecon.prior.DiffusionSchedule` for turning them into x̂₀ or variances.
 
-Window attention of :meth:`Prior.predict_next` (aid-reference §1.5):
+Window attention of :meth:`Prior.predict_next` (as the reference's ``scripts/sample.py`` calls the network):
 
 ``attention="reference"``
     what every official sampling/reconstruction script computes: the conditioning feature

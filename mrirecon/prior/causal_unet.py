@@ -157,7 +157,7 @@ class CausalUNet(UNetBackbone):
 
         Equals ``forward(cond, noisy repeated over S, t)[:, -1]`` but runs the main path once.
         Passing the whole prefix ``x_0 … x_n`` gives the causal model; passing the single
-        frame ``x_n`` gives the reference's sampling call (aid-reference §1.5).
+        frame ``x_n`` gives the reference's sampling call (``scripts/sample.py`` of github.com/mrirecon/aid).
 
         Parameters
         ----------

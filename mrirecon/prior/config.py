@@ -55,7 +55,7 @@ RUN_KEYS = frozenset(
         "vq_ckpt", "vae", "use_checkpoint", "dilations", "pos_emb", "timestep_respacing",
     }
 )  # fmt: skip
-# pos_emb only creates parameters inside complicated_x0 blocks (aid-reference §1.2), so it is a
+# pos_emb only creates parameters inside complicated_x0 blocks (the reference's ``guided_diffusion/unet2.py``), so it is a
 # no-op here; use_checkpoint is a memory trick that does not change the maths; dilations belong
 # to use_causal_gated; timestep_respacing is a sampler choice (DiffusionSchedule.respace).
 

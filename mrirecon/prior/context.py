@@ -66,5 +66,25 @@ class SliceWindow:
         else:
             self.frames = torch.cat((self.frames[:, 1:], frame[:, None]), dim=1)
 
+    @classmethod
+    def of_histories(cls, histories: list[list[torch.Tensor]], length: int) -> "SliceWindow":
+        """One window over several batch groups that have each seen the same number of frames.
+
+        ``histories[g]`` lists group g's frames (n, C, H, W), oldest first (its last ``length``
+        are kept); the window's batch is the groups' batches concatenated, in order. This is the
+        window :meth:`push` would have built for each group, so a batch can mix frames (slices)
+        that are at different points of a volume.
+        """
+        kept = [h[len(h) - min(len(h), length) :] for h in histories]
+        count = len(kept[0])
+        require(all(len(h) == count for h in kept), "of_histories: every group must have seen the same number of frames")
+        first = histories[0][0] if count else None
+        require(first is not None, "of_histories: use SliceWindow(...) for a cold start (no frames)")
+        n = [int(h[0].shape[0]) for h in kept]
+        win = cls(sum(n), length, tuple(first.shape[1:]), first.device)
+        win.frames[:, :count] = torch.cat([torch.stack(h, dim=1) for h in kept])
+        win.count = count
+        return win
+
     def __repr__(self) -> str:
         return f"SliceWindow(batch={self.batch}, length={self.length}, frame={self.frame_shape}, count={self.count})"

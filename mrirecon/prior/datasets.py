@@ -3,7 +3,7 @@
 A *volume* is one acquisition (or one synthetic subject) as a float32 tensor
 ``(S, C, H, W)`` in [−1, 1]: ``C = 2`` (real, imag) for complex priors, ``C = 1`` for
 magnitude priors, each volume divided by its own ``max |x|`` (the reference's per-volume
-normalisation, design/aid-reference.md §2.3). Sources:
+normalisation, the reference's ``datasets/fastmri.py``). Sources:
 
 * a folder of volume files (:mod:`mrirecon.data.volumes`): fastMRI HDF5 files (coil-combined
   complex images, read exactly as reconstruction reads them), NIfTI or ``.npy`` volumes;

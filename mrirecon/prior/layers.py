@@ -1,6 +1,6 @@
 """Building blocks of the priors: guided-diffusion U-Net layers and the AID DiT block.
 
-Numerics follow the reference (aid-reference §1.2–1.5) so the official weights reproduce
+Numerics follow the reference (the reference's ``guided_diffusion/unet2.py`` in github.com/mrirecon/aid) so the official weights reproduce
 the official outputs:
 
 * timestep embedding ``[cos, sin]`` (cos first);

@@ -1,7 +1,7 @@
 """Training objectives of the AID Causal-UNet and the plain UNet ("Guide") prior.
 
 The objective is the guided-diffusion *hybrid* loss used by the AID reference
-(design/aid-reference.md §2.1): for clean data ``x0``, one timestep ``t`` per sequence and
+(the reference's ``GaussianDiffusion.training_losses_temporal``): for clean data ``x0``, one timestep ``t`` per sequence and
 ``x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε``,
 
     L = mean ‖ε − ε̂(x_t, t)‖²  +  L_vlb,

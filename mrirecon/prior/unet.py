@@ -2,7 +2,7 @@
 
 Layout for ``L`` levels of widths ``w_0 … w_{L−1}`` (``int(channel_mult · num_channels)``),
 ``R = num_res_blocks``, spatial attention at the levels whose downsampling factor is listed
-in ``config.attention_ds`` (aid-reference §1.3)::
+in ``config.attention_ds`` (the reference's ``guided_diffusion/unet2.py``)::
 
     input_blocks[0]            3×3 conv C → w_0
     level l: R × ResBlock(→ w_l) [+ AttentionBlock], then a stride-2 Downsample (l < L−1)

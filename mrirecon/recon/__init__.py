@@ -13,12 +13,11 @@
 from mrirecon.recon.api import ReconResult, reconstruct, reconstruct_file
 from mrirecon.recon.generate import generate_sequence
 from mrirecon.recon.methods import CLASSICAL_METHODS, method_label, resolve_method
-from mrirecon.recon.sampler import AIDSampler, DataConsistency, PosteriorSampler, UNetSampler, make_sampler
+from mrirecon.recon.sampler import DataConsistency, PosteriorSampler
 from mrirecon.recon.settings import ReconSettings
 from mrirecon.recon.steps import DDIMUpdate, ReferenceUpdate, StepSchedule, make_update
 
 __all__ = [
-    "AIDSampler",
     "CLASSICAL_METHODS",
     "DDIMUpdate",
     "DataConsistency",
@@ -27,9 +26,7 @@ __all__ = [
     "ReconSettings",
     "ReferenceUpdate",
     "StepSchedule",
-    "UNetSampler",
     "generate_sequence",
-    "make_sampler",
     "make_update",
     "method_label",
     "reconstruct",

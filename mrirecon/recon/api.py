@@ -19,7 +19,7 @@ A k-space array goes through four stages:
    ``sqrt(Σ_j |x_j - x̄|² / (N-1))`` (N > 1) and, on request, the samples,
    in the input's intensity scale, with ``info`` (how it was made).
 
-The AID reference estimated maps from *fully sampled* data (aid-reference.md §4.2); to
+The AID reference estimated maps from *fully sampled* data (``scripts/fastmri_recon.py`` of github.com/mrirecon/aid); to
 reproduce that, pass ``sens=estimate_sens(kspace_full, mask=None)``.
 
 Sizes: the networks are fully convolutional, so any matrix size works (sizes that are not a
@@ -154,7 +154,7 @@ def reconstruct(
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``; default: the
         prior's device for a loaded prior, else ``"auto"``.
     update : {"reference", "ddim"}
-        ``reference``: x̂0 -> DC -> re-noise with fresh noise (the AID reference, §4.4);
+        ``reference``: x̂0 -> DC -> re-noise with fresh noise (the AID reference's ``ddim_diffusion``);
         ``ddim``: DDIM with parameter ``eta`` on the data-consistent x̂0.
     eta : float
         DDIM η ∈ [0, 1] (0: deterministic given the initial noise).

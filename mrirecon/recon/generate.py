@@ -11,7 +11,7 @@ Each new frame is sampled with DDIM (η ∈ [0, 1]) conditioned on a sliding win
   0 (the AID network has no unconditional mode); from then on the window holds generated
   frames and frame ``n`` reads the position of frame ``n-1``. The reference's ``sample.py``
   instead writes frame ``i-1`` to position ``i-1`` but reads position ``i``, still zero, so
-  every cold-start frame there is conditioned on a zero frame (aid-reference.md §3); the
+  every cold-start frame there is conditioned on a zero frame (the reference's ``scripts/sample.py``); the
   reference's MRI code is consistent, and so is this.
 
 x̂0 is clipped to [-1, 1] by default (the training range, as guided-diffusion does when

@@ -14,7 +14,7 @@ measurement is multiplied by a factor ``c`` and the result divided by it:
   the local sampling density, :func:`sampling_density`) restores full amplitude but piles
   the copies up (1.3–4.2 of the peak); then ``c = 1 / sqrt(max|z| · max|z_dc|)``, which
   landed within 0.67–1.15 of the peak there (equispaced and random lines at R = 4 and 8),
-  instead of the reference's hand-tuned ``--scale`` 0.15–0.3 (§4.6).
+  instead of the reference's hand-tuned ``--scale`` 0.15–0.3 (its ``scripts/recon_func.sh``).
 * ``scale=s``: ``c = s / max|Aᴴy|``, the reference's ``--scale`` semantics.
 
 ``normalize="volume"`` (default) takes the max over the whole volume, like training;

@@ -9,7 +9,7 @@ K conjugate-gradient (or, as the reference, gradient) iterations on ``½‖A_s x
 * **sequential** priors (AID Causal-UNet): slices are reconstructed **one after the other**;
   slice ``s`` is conditioned on a :class:`~mrirecon.prior.context.SliceWindow` of the
   ``seq_length`` previously reconstructed slices, which slides once full
-  (design/aid-reference.md §4.5). ``n_samples`` posterior samples of a slice run as one batch
+  (the reference's ``scripts/fastmri_recon.py``, ``main_recon``). ``n_samples`` posterior samples of a slice run as one batch
   and every sample keeps its own window: sample ``j`` of the volume is one autoregressive
   chain, a joint posterior sample of all slices.
 * **single-image** priors (plain UNet, the reference's "Guide"): slices are independent, so
@@ -17,7 +17,7 @@ K conjugate-gradient (or, as the reference, gradient) iterations on ``½‖A_s x
 
 Window semantics (``attention``), for the window position ``p`` that holds slice ``s-1``:
 ``"reference"``: the conditioning feature comes from window frame ``p`` alone, the official
-sampling semantics (aid-reference.md §1.5); ``"full"``: the causal prefix ``0..p``, what the
+sampling semantics (the reference's ``scripts/fastmri_recon.py``); ``"full"``: the causal prefix ``0..p``, what the
 network computes in training.
 
 The first slice is *given* (its fully sampled image enters the window and is returned as is),
@@ -44,7 +44,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from mrirecon.errors import check_choice, nonnegative_int, positive_number, require
+from mrirecon.errors import check_choice, nonnegative_int, positive_int, positive_number, require
 from mrirecon.physics.fft import channels_to_complex, complex_to_channels
 from mrirecon.physics.linop import Crop, LinearOperator
 from mrirecon.physics.operators import SenseOp
@@ -53,7 +53,19 @@ from mrirecon.prior.context import SliceWindow
 from mrirecon.progress import StepProgress
 from mrirecon.recon.steps import DC_METHODS, StepSchedule, UpdateRule, data_consistency, make_update, predict_x0
 
-__all__ = ["AIDSampler", "DataConsistency", "PosteriorSampler", "UNetSampler", "make_sampler", "slice_seed"]
+__all__ = ["SLICE_SCHEDULES", "DataConsistency", "PosteriorSampler", "default_lag", "slice_seed"]
+
+#: How the slices of a sequential prior are scheduled (:class:`PosteriorSampler`).
+SLICE_SCHEDULES = ("sequential", "pipelined")
+
+
+def default_lag(steps: int) -> int:
+    """Steps between consecutive slices' starts in the pipelined schedule: a quarter of the chain.
+
+    By then the previous slice's estimate has left the noisiest quarter of its chain (measured
+    in ``benchmarks/bench_recon.py --pipelined``).
+    """
+    return max(1, steps // 4)
 
 #: ``callback(slice_idx, step_idx, x0_hat)`` with ``x0_hat`` (n_samples, H, W) complex.
 Callback = Callable[[int, int, torch.Tensor], None]
@@ -128,6 +140,14 @@ class PosteriorSampler:
         Network precision (default: the prior's own); the update maths stays fp32.
     timesteps : sequence of int, optional
         Explicit descending timesteps instead of ``steps``.
+    slice_schedule : {"sequential", "pipelined"}
+        Sequential priors: finish slice s before starting s+1, or advance a wavefront in which
+        slice s+1 starts ``lag`` steps after slice s, conditioned on the current data-consistent
+        estimates of the slices still in flight, all of which share one network call per step
+        (:meth:`_sample_pipelined`). Single-image priors batch all slices either way.
+    lag : int, optional
+        Steps between the starts of consecutive slices in the pipelined schedule (default
+        :func:`default_lag`); ``lag >= steps`` is the sequential sampler, bit for bit on the CPU.
     progress : bool
         A rich progress bar over every step of the volume (stderr).
     callback : callable, optional
@@ -150,6 +170,8 @@ class PosteriorSampler:
         batch_size: int | None = None,
         precision: str | None = None,
         timesteps=None,
+        slice_schedule: str = "sequential",
+        lag: int | None = None,
         progress: bool = False,
         callback: Callback | None = None,
     ):
@@ -173,12 +195,17 @@ class PosteriorSampler:
                 isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool) and batch_size >= 1,
                 f"batch_size must be None or an integer >= 1, got {batch_size!r}",
             )
+        check_choice(slice_schedule, SLICE_SCHEDULES, "slice_schedule")
+        if lag is not None:
+            positive_int(lag, "lag")
         self.prior = prior if precision is None else prior.at_precision(precision)
         self.sequential = bool(prior.sequential)
         self.device = torch.device(prior.device)
         table = np.asarray(prior.schedule.alphas_cumprod, dtype=np.float64)
         self.schedule = StepSchedule.from_alphas_cumprod(table, prior.schedule.respace(steps) if timesteps is None else timesteps)
         self.rule = update if isinstance(update, UpdateRule) else make_update(update, eta, temperature)
+        self.slice_schedule = slice_schedule if prior.sequential else "sequential"  # UNet: all slices batched anyway
+        self.lag = (default_lag(len(self.schedule)) if lag is None else int(lag)) if self.slice_schedule == "pipelined" else None
         self.dc, self.attention, self.batch_size = dc, attention, batch_size
         self.precision = self.prior.precision
         self.progress, self.callback = bool(progress), callback
@@ -252,6 +279,10 @@ class PosteriorSampler:
             return complex_to_channels(Crop(grid, (H, W)).adjoint(img) if grid != (H, W) else img)
 
         first = self._start(out, window, to_net, given, context, done)
+        if self.lag is not None:
+            history = [] if window is None else [window.frames[:, k] for k in range(window.count)]
+            self._sample_pipelined(op, y, out, history, first, seed, grid, to_net, support, on_slices)
+            return out
 
         per_call = 1 if self.sequential else (S if self.batch_size is None else max(1, self.batch_size // n_samples))
         chunks = [range(a, min(a + per_call, S)) for a in range(first, S, per_call)]
@@ -340,25 +371,104 @@ class PosteriorSampler:
         return z if crop is None else crop(z)
 
 
-class AIDSampler(PosteriorSampler):
-    """:class:`PosteriorSampler` that insists on a sequential (AID) prior."""
+    def _sample_pipelined(self, op, y, out, history, first, seed, grid, to_net, support, on_slices) -> None:
+        """The wavefront schedule: slice ``s`` runs step ``τ - (s - first)·lag`` at tick ``τ``.
 
-    def __init__(self, prior, **kwargs):
-        require(getattr(prior, "sequential", False), "AIDSampler needs a sequential prior of kind 'aid' (an AID Causal-UNet)")
-        super().__init__(prior, **kwargs)
+        Every tick batches the slices in flight into one network call (one per distinct window
+        fill while the first ``seq_length`` slices start), then one batched data consistency.
+        A slice's window holds, for each of the ``seq_length`` slices before it, the final image
+        if that slice is done, else its latest data-consistent estimate x̂0 (from the previous
+        tick, a later and less noisy step of its own chain). ``history``: the frames
+        (n, 2, H', W') that precede slice ``first`` (context, given and resumed slices), oldest first.
+        """
+        n, S, H, W = out.shape
+        shape, T, L = (H, W), len(self.schedule), self.seq_length
+        crop = Crop(grid, shape) if grid != shape else None
+        frames = {first - len(history) + k: f for k, f in enumerate(history)}  # slice -> network-layout frame
+        lowest = first - len(history)
+        draw, dev = (n, 2) + grid, self.device
+        state: dict[int, dict] = {}
+        keep = None
+        if support is not None:  # (S, H', W'): the estimate is kept at zero where the maps vanish
+            keep = support.to(dev, torch.float32)
+            keep = crop.adjoint(keep) if crop is not None else keep
+        finished = first
+        ticks = T + (S - 1 - first) * self.lag if S > first else 0
+        with StepProgress(self.progress, (S - first) * T, f"{self.label}, pipelined (lag {self.lag})") as bar:
+            for tau in range(ticks):
+                tic = time.perf_counter()
+                s = first + tau // self.lag
+                if tau % self.lag == 0 and s < S:  # this slice's turn to start
+                    g = slice_generator(seed, s, dev)
+                    state[s] = dict(gen=g, x=torch.randn(draw, generator=g, device=dev))
+                active = sorted(state)
+                steps = {s: tau - (s - first) * self.lag for s in active}
+                bar.describe(f"slices {active[0] + 1}-{active[-1] + 1}/{S}" if len(active) > 1 else f"slice {active[0] + 1}/{S}")
+                eps = self._pipelined_epsilon(active, state, steps, frames, lowest, L)
+                x0 = torch.stack([channels_to_complex(predict_x0(state[s]["x"], eps[s], float(self.schedule.abar[steps[s]])))
+                                  for s in active])  # fmt: skip  (k, n, H', W')
+                a = op.select(slice(active[0], active[-1] + 1), sample_axis=True)
+                a = a @ crop if crop is not None else a
+                z = DataConsistency(a, y[active[0] : active[-1] + 1, None], self.dc_steps, self.dc_step_size, self.dc)(x0)
+                if keep is not None:
+                    z = z * keep[active[0] : active[-1] + 1, None]
+                zc = z if crop is None else crop(z)
+                for j, s in enumerate(active):
+                    i, st = steps[s], state[s]
+                    if self.callback is not None:
+                        self.callback(s, i, zc[j])
+                    abar, abar_next = float(self.schedule.abar[i]), float(self.schedule.abar_next[i])
+                    noise = torch.randn(draw, generator=st["gen"], device=dev) if self.rule.needs_noise(abar, abar_next) else None
+                    st["x"] = self.rule(st["x"], eps[s], complex_to_channels(z[j]), abar, abar_next, noise)
+                    frames[s] = to_net(zc[j])  # the estimate the next slices condition on
+                    if i == T - 1:  # done: the final image replaces the estimate
+                        final = channels_to_complex(st["x"])
+                        out[:, s] = final if crop is None else crop(final)
+                        frames[s] = to_net(out[:, s])
+                        del state[s]
+                    bar.advance()
+                self.network_images += len(active) * n
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)
+                self.slice_seconds.append(time.perf_counter() - tic)
+                stop = finished
+                while stop < S and _is_final(stop, tau, first, self.lag, T):  # slices finish in order
+                    stop += 1
+                if stop > finished:
+                    finished = stop
+                    if on_slices is not None:
+                        on_slices(out, finished)
+        per_slice = sum(self.slice_seconds) / max(S - first, 1)
+        self.slice_seconds = [per_slice] * (S - first)  # ticks overlap slices: the mean is what is known
+
+    def _pipelined_epsilon(self, active, state, steps, frames, lowest, L) -> dict:
+        """ε̂ of every active slice: one network call per group of slices whose windows are filled alike.
+
+        With ``attention="reference"`` the network reads only the window's latest frame (a zero
+        frame for a cold start), so every slice joins one call; with ``"full"`` the slices whose
+        windows hold different numbers of frames (the first ``seq_length``) are called apart.
+        """
+        groups: dict[int, list[int]] = {}
+        for s in active:
+            groups.setdefault(1 if self.attention == "reference" else min(L, s - lowest), []).append(s)
+        eps = {}
+        for count, members in groups.items():
+            x = torch.cat([state[s]["x"] for s in members])
+            n = state[members[0]]["x"].shape[0]
+            t = torch.cat([torch.full((n,), int(self.schedule.timesteps[steps[s]]), dtype=torch.long, device=self.device)
+                           for s in members])  # fmt: skip
+            zero = torch.zeros_like(state[members[0]]["x"])
+            if count == 0:  # cold start: one zero frame
+                window = SliceWindow(x.shape[0], L, tuple(x.shape[1:]), self.device)
+            else:
+                window = SliceWindow.of_histories([[frames.get(p, zero) for p in range(s - count, s)] for s in members], L)
+            out = self.prior.epsilon(x, t, window, attention=self.attention).float()
+            self.network_calls += 1
+            for j, s in enumerate(members):
+                eps[s] = out[j * n : (j + 1) * n]
+        return eps
 
 
-class UNetSampler(PosteriorSampler):
-    """:class:`PosteriorSampler` that insists on a single-image (UNet) prior."""
-
-    def __init__(self, prior, **kwargs):
-        require(
-            hasattr(prior, "sequential") and not prior.sequential,
-            "UNetSampler needs a single-image prior of kind 'unet'",
-        )
-        super().__init__(prior, **kwargs)
-
-
-def make_sampler(prior, **kwargs) -> PosteriorSampler:
-    """The posterior sampler of ``prior`` (kept for callers of the two-sampler API)."""
-    return PosteriorSampler(prior, **kwargs)
+def _is_final(s: int, tau: int, first: int, lag: int, steps: int) -> bool:
+    """Whether slice ``s`` has run its last step by the end of tick ``tau``."""
+    return tau >= (s - first) * lag + steps - 1

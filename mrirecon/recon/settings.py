@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 from mrirecon.errors import check_choice, nonnegative_int, positive_int, positive_number, require
 from mrirecon.prior.api import ATTENTION_MODES, PRECISIONS
+from mrirecon.recon.sampler import SLICE_SCHEDULES
 from mrirecon.recon.steps import DC_METHODS
 
 __all__ = ["FIRST_SLICE", "NORMALIZE", "UPDATES", "ReconSettings"]
@@ -46,6 +47,8 @@ class ReconSettings:
     precision: str | None = None
     batch_size: int | None = None
     support: bool = True
+    schedule: str = "sequential"
+    lag: int | None = None
     lam: float | None = None
     iters: int | None = None
 
@@ -80,6 +83,10 @@ class ReconSettings:
         if self.batch_size is not None:
             positive_int(self.batch_size, "batch_size")
         require(isinstance(self.support, bool), f"support must be True or False, got {self.support!r}")
+        check_choice(self.schedule, SLICE_SCHEDULES, "schedule")
+        if self.lag is not None:
+            positive_int(self.lag, "lag")
+            require(self.schedule == "pipelined", "lag is the pipelined schedule's: pass schedule='pipelined' too")
         if self.lam is not None:
             positive_number(self.lam, "lam")
         if self.iters is not None:
@@ -97,4 +104,6 @@ class ReconSettings:
         """JSON-ready fields that change a diffusion reconstruction's numbers."""
         d = asdict(self)
         d.pop("lam"), d.pop("iters")  # classical methods only
+        if self.schedule == "sequential":  # the fields came later: a sequential run's fingerprint is unchanged
+            d.pop("schedule"), d.pop("lag")
         return d

@@ -13,8 +13,8 @@ schedule (:meth:`mrirecon.prior.DiffusionSchedule.respace`, the reference's spac
 
 followed by one of the two re-noising rules:
 
-* ``reference`` (AID reference, ``fastmri_recon.ddim_diffusion``; design/aid-reference.md
-  §4.4; DDNM-style "predict, project, re-noise")::
+* ``reference`` (AID reference, ``scripts/fastmri_recon.py``, ``ddim_diffusion``,
+  github.com/mrirecon/aid; DDNM-style "predict, project, re-noise")::
 
       x_t' = √ᾱ_t' x̂0 + τ √(1-ᾱ_t') n,        n ~ N(0, I) fresh at every step
 
@@ -182,7 +182,7 @@ class UpdateRule:
 
 
 class ReferenceUpdate(UpdateRule):
-    """``x_t' = √ᾱ_t' x̂0 + τ √(1-ᾱ_t') n`` with fresh ``n`` (the AID reference, §4.4)."""
+    """``x_t' = √ᾱ_t' x̂0 + τ √(1-ᾱ_t') n`` with fresh ``n`` (the AID reference's ``ddim_diffusion``)."""
 
     name = "reference"
 
