@@ -63,10 +63,10 @@ def run_case(scan, kind: str, R: float, seed: int, iters: int, use_bart: bool) -
     peak = float(A.adjoint(y).abs().max())
     row = {"maps": cal.method, "zero-filled": evaluate(ref, rss(ifft2c(k))[None]).psnr}
     tic = time.perf_counter()
-    res = reconstruct(k[None], m, "l1-wavelet", sens=maps[None], iters=iters, progress=False)
+    res = reconstruct(k[None], m, method="l1-wavelet", sens=maps[None], iters=iters, progress=False)
     row["ours default"], row["ours default lam"] = evaluate(ref, res.image).psnr, res.info["lam"]
     row["ours default s"] = time.perf_counter() - tic
-    row["ours sense"] = evaluate(ref, reconstruct(k[None], m, "sense", sens=maps[None], progress=False).image).psnr
+    row["ours sense"] = evaluate(ref, reconstruct(k[None], m, method="sense", sens=maps[None], progress=False).image).psnr
     tic = time.perf_counter()
     ours = {r: classical.l1_wavelet(A, y, r * peak, iters).numpy() for r in OURS_GRID}
     row["ours s/run"] = (time.perf_counter() - tic) / len(OURS_GRID)
@@ -95,7 +95,7 @@ def run_maps(scan, kind: str, R: float, seed: int, cf: float | None) -> dict:
     row = {"acs": int(calibrate(k, m, "direct").acs[1]), "zero-filled": evaluate(scan.reference[:1], rss(ifft2c(k))).psnr}
     for method in ("auto", "espirit", "direct", "jsense"):
         try:
-            res = reconstruct(k, m, "sense", sens=method, progress=False)
+            res = reconstruct(k, m, method="sense", sens=method, progress=False)
         except Exception as e:  # noqa: BLE001  (a method that cannot run on this cell is a row entry)
             row[method] = f"({type(e).__name__})"
             continue

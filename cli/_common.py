@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mrirecon.errors import MrireconError, require
+from mrirecon.recon.settings import DEFAULTS
 
 app = typer.Typer(
     name="mrirecon",
@@ -211,16 +212,32 @@ MAPS_OPTION = typer.Option(
 )  # fmt: skip
 THRESHOLD_OPTION = typer.Option(0.02, "--threshold", help="ESPIRiT singular-value threshold (relative).")
 
-UPDATE_OPTION = typer.Option(
-    "reference", "--update", help="Re-noising rule: reference (the AID code: fresh noise) or ddim (with --eta)."
+# Defaults of the reconstruction options come from ReconSettings (written once, there).
+STEPS_OPTION = typer.Option(DEFAULTS.steps, "--steps", help="Diffusion steps (network calls) per slice.")
+SAMPLES_OPTION = typer.Option(
+    DEFAULTS.n_samples, "--samples", help="Posterior samples per slice (> 1: their mean, and an uncertainty map)."
 )
-ETA_OPTION = typer.Option(0.0, "--eta", help="DDIM eta in [0, 1] (--update ddim; 0 = deterministic).")
-DC_OPTION = typer.Option("cg", "--dc", help="Data consistency: cg (conjugate gradients, as DDS) or gradient (the AID code).")
-DC_STEPS_OPTION = typer.Option(8, "--dc-steps", help="Data-consistency iterations per diffusion step (>= 1).")
+UPDATE_OPTION = typer.Option(
+    DEFAULTS.update, "--update", help="Re-noising rule: reference (the AID code: fresh noise) or ddim (with --eta)."
+)
+ETA_OPTION = typer.Option(DEFAULTS.eta, "--eta", help="DDIM eta in [0, 1] (--update ddim; 0 = deterministic).")
+DC_OPTION = typer.Option(DEFAULTS.dc, "--dc", help="Data consistency: cg (conjugate gradients, as DDS) or gradient (the AID code).")
+DC_STEPS_OPTION = typer.Option(DEFAULTS.dc_steps, "--dc-steps", help="Data-consistency iterations per diffusion step (>= 1).")
 FIRST_SLICE_OPTION = typer.Option(
-    "auto", "--first-slice",
+    DEFAULTS.first_slice, "--first-slice",
     help="Slice 0 of an AID prior: auto (the UNet twin when known, else cold), twin, cold, or given (fully sampled).",
 )  # fmt: skip
+SPACING_OPTION = typer.Option(
+    DEFAULTS.spacing, "--spacing", help="Timesteps of the --steps: skip (the AID code's), even, or quad (more near the clean end)."
+)
+SCHEDULE_OPTION = typer.Option(
+    DEFAULTS.schedule, "--schedule",
+    help="AID slices: sequential, or pipelined (a wavefront of slices --lag steps apart, batched network calls).",
+)  # fmt: skip
+LAG_OPTION = typer.Option(DEFAULTS.lag, "--lag", help="Steps between slice starts with --schedule pipelined (default: steps/4).")
+METHOD_OPTION = typer.Option(
+    None, "--method", help="Run a classical method instead of a prior: zero-filled, sense (CG-SENSE) or l1-wavelet."
+)
 LAM_OPTION = typer.Option(
     None, "--lam", help="sense: Tikhonov weight; l1-wavelet: weight relative to max|A^H y| (default: chosen per scan by k-space hold-out, see docs/user_guide.md)."
 )
@@ -255,9 +272,26 @@ def sens_source(sens: str, inputs=()) -> str:
     return str(path)
 
 
-def sampler_options(update: str, eta: float, dc: str, dc_steps: int, first_slice: str) -> dict[str, Any]:
-    """The sampler keywords of :func:`mrirecon.recon.reconstruct`."""
-    return {"update": update, "eta": eta, "dc": dc, "dc_steps": dc_steps, "first_slice": first_slice}
+def recon_settings(**options: Any):
+    """The :class:`~mrirecon.recon.ReconSettings` of a command's options (checked once, before any work)."""
+    from mrirecon.recon.settings import ReconSettings
+
+    if options.get("schedule") != "pipelined" and options.get("lag") is not None:
+        raise MrireconError("--lag is the pipelined schedule's: add --schedule pipelined")
+    return ReconSettings(**options)
+
+
+def method_and_prior(method: str | None, prior: str) -> tuple[str | None, str | None]:
+    """``--method`` / ``--prior`` -> (classical method or None, prior spec or None); ``--prior sense`` still works."""
+    from mrirecon.recon import CLASSICAL_METHODS
+
+    if method is not None:
+        require(method in CLASSICAL_METHODS, f"--method must be one of {', '.join(CLASSICAL_METHODS)}, got {method!r}")
+        return method, None
+    if prior in CLASSICAL_METHODS:
+        warnings.warn(f"--prior {prior} is deprecated for classical methods: use --method {prior}", FutureWarning, stacklevel=2)
+        return prior, None
+    return None, prior
 
 
 def read_mask_file(path: Path, shape: tuple[int, int] | None = None):

@@ -6,13 +6,19 @@ from pathlib import Path
 
 import typer
 
+from mrirecon.recon.settings import DEFAULTS
 from mrirecon.cli._common import (
     DC_OPTION,
     DC_STEPS_OPTION,
     DEVICE_OPTION,
     ETA_OPTION,
     FIRST_SLICE_OPTION,
+    LAG_OPTION,
+    SAMPLES_OPTION,
+    SCHEDULE_OPTION,
     SENS_OPTION,
+    SPACING_OPTION,
+    STEPS_OPTION,
     THREADS_OPTION,
     UPDATE_OPTION,
     command,
@@ -21,7 +27,7 @@ from mrirecon.cli._common import (
     examples,
     info,
     parse_list,
-    sampler_options,
+    recon_settings,
     saved,
     start,
 )
@@ -52,9 +58,9 @@ def evaluate_cmd(
     ),
     limit: int = typer.Option(None, "--limit", help="Use only the first N files (sorted by name)."),
     slices: str = typer.Option("all", "--slices", help="Slices per volume: all, I, I,J,K, A:B or center:N."),
-    steps: int = typer.Option(100, "--steps", help="Diffusion steps per slice (aid, unet)."),
-    samples: int = typer.Option(1, "--samples", help="Posterior samples per slice; metrics use their mean."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the sampler; mask seed = crc32(file name) + seed."),
+    steps: int = STEPS_OPTION,
+    samples: int = SAMPLES_OPTION,
+    seed: int = typer.Option(DEFAULTS.seed, "--seed", help="Seed of the sampler; mask seed = crc32(file name) + seed."),
     center_fraction: float = typer.Option(
         None, "--center-fraction", help="Fully sampled centre (default: fastMRI's per acceleration, 0.08 at 4x, 0.04 at 8x)."
     ),
@@ -69,6 +75,9 @@ def evaluate_cmd(
     dc: str = DC_OPTION,
     dc_steps: int = DC_STEPS_OPTION,
     first_slice: str = FIRST_SLICE_OPTION,
+    spacing: str = SPACING_OPTION,
+    schedule: str = SCHEDULE_OPTION,
+    lag: int = LAG_OPTION,
     device: str = DEVICE_OPTION,
     threads: int = THREADS_OPTION,
     save_recons: bool = typer.Option(False, "--save-recons", help="Also write every reconstruction (.h5)."),
@@ -94,6 +103,8 @@ def evaluate_cmd(
     from mrirecon.evaluation import EvalConfig, run_evaluation, summary_cells
     from mrirecon.progress import hosted
 
+    settings = recon_settings(steps=steps, n_samples=samples, seed=seed, update=update, eta=eta, dc=dc, dc_steps=dc_steps,
+                              first_slice=first_slice, spacing=spacing, schedule=schedule, lag=lag)  # fmt: skip
     start(device, threads)
     config = EvalConfig(
         data_dir=str(data_dir),
@@ -103,16 +114,13 @@ def evaluate_cmd(
         methods=parse_list(methods, "--methods"),
         limit=limit,
         slices=None if slices == "all" else slices,
-        steps=steps,
-        n_samples=samples,
-        seed=seed,
+        settings=settings,
         center_fraction=center_fraction,
         sens=sens,
         aid_prior=prior,
         unet_prior=unet_prior,
         normalize=normalize,
         device=device,
-        sampler=sampler_options(update, eta, dc, dc_steps, first_slice),
         save_recons=save_recons,
         plots=plots,
         progress=True,

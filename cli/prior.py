@@ -102,7 +102,7 @@ def train_cmd(
     The result, OUT/model.pt + OUT/model.yaml, is used with --prior OUT/model.yaml:OUT/model.pt.
     """
     from mrirecon.distributed import context_from_env
-    from mrirecon.prior.registry import resolve_prior
+    from mrirecon.prior import load_prior
     from mrirecon.prior.train import train
 
     existing_file(config, "--config")
@@ -127,7 +127,7 @@ def train_cmd(
             device=device,
             cond_noise=cond_noise,
             cold_start=cold_start,
-            init=None if init is None else resolve_prior(init, "cpu"),
+            init=None if init is None else load_prior(init, device="cpu"),
         )
     except KeyboardInterrupt:
         state = out / "train_state.pt"
@@ -184,8 +184,8 @@ def sample_cmd(
 
     from mrirecon.data.fastmri import write_reconstruction
     from mrirecon.physics.fft import channels_to_complex
+    from mrirecon.prior import load_prior
     from mrirecon.recon import CLASSICAL_METHODS, generate_sequence
-    from mrirecon.prior.registry import resolve_prior
 
     if out is None and png is None:
         fail("give --out FRAMES.h5 and/or --png STRIP.png")
@@ -197,7 +197,7 @@ def sample_cmd(
     if prior in CLASSICAL_METHODS:
         fail(f"--prior {prior} is a classical method; sample needs a learned prior (see mrirecon priors)")
     device = start(device, threads)
-    p = resolve_prior(prior, device)
+    p = load_prior(prior, device=device)
     given = None
     if warm_start is not None:
         given = _warm_start_frames(warm_start, warm_slices, p)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
+from mrirecon.recon.settings import DEFAULTS
 from mrirecon.cli._common import (
     CALIB_OPTION,
     CROP_OPTION,
@@ -18,9 +20,15 @@ from mrirecon.cli._common import (
     FIRST_SLICE_OPTION,
     ITERS_OPTION,
     KERNEL_OPTION,
+    LAG_OPTION,
     LAM_OPTION,
     MAPS_OPTION,
+    METHOD_OPTION,
+    SAMPLES_OPTION,
+    SCHEDULE_OPTION,
     SENS_OPTION,
+    SPACING_OPTION,
+    STEPS_OPTION,
     THREADS_OPTION,
     THRESHOLD_OPTION,
     UPDATE_OPTION,
@@ -30,9 +38,10 @@ from mrirecon.cli._common import (
     existing_file,
     fail,
     info,
+    method_and_prior,
     output_path,
     read_mask_file,
-    sampler_options,
+    recon_settings,
     saved,
     sens_options,
     sens_source,
@@ -62,16 +71,6 @@ def _caption(scan, given: list[int]) -> str:
     )
 
 
-def _sampler_kwargs(method, steps, samples, update, eta, dc, dc_steps, first_slice, lam, iters, sens, sens_opts):
-    """Keywords of :func:`mrirecon.recon.reconstruct` for a classical method or a prior."""
-    kw = dict(sens=sens, sens_options=sens_opts)
-    if isinstance(method, str):
-        kw.update(lam=lam, iters=iters)
-    else:
-        kw.update(steps=steps, n_samples=samples, **sampler_options(update, eta, dc, dc_steps, first_slice))
-    return kw
-
-
 # --------------------------------------------------------------------------------------------
 # recon
 
@@ -84,7 +83,8 @@ def _sampler_kwargs(method, steps, samples, update, eta, dc, dc_steps, first_sli
         "mrirecon recon scan.h5 -o recon.h5 --prior fastmri_320_cplx.yaml:fastmri_320_cplx.pt --device cuda",
         "mrirecon recon scan.h5 -o recon.h5 --sens maps.h5        # coil maps from mrirecon sens or BART ecalib",
         "mrirecon recon file_brain_test.h5 -o recon.h5   # test/challenge file: its own mask is used",
-        "mrirecon recon scan.h5 -o cs.h5 --prior l1-wavelet --lam 0.005",
+        "mrirecon recon scan.h5 -o cs.h5 --method l1-wavelet --lam 0.005",
+        "mrirecon recon scan.h5 -o recon.h5 --prior anatomy --schedule pipelined --device cuda",
     ),
 )
 def recon_cmd(
@@ -98,25 +98,27 @@ def recon_cmd(
     center_fraction: float = typer.Option(
         None, "--center-fraction", help="Fully sampled centre (default: fastMRI's, 0.08 at 4x, 0.04 at 8x)."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed: mask seed = crc32(file name) + seed (as evaluate); sampler seed."),
+    seed: int = typer.Option(DEFAULTS.seed, "--seed", help="Seed: mask seed = crc32(file name) + seed (as evaluate); sampler seed."),
     mask_file: Path = typer.Option(None, "--mask-file", help="Mask (W,) or (H, W) as .npy (from mrirecon mask)."),
-    prior: str = typer.Option(
-        "default", "--prior", help="Registry name, CONFIG.yaml:WEIGHTS.pt, or zero-filled / sense / l1-wavelet."
-    ),
+    prior: str = typer.Option("default", "--prior", help="Diffusion prior: registry name, weights file or CONFIG.yaml:WEIGHTS.pt."),
+    method: str = METHOD_OPTION,
     sens: str = SENS_OPTION,
     calib: str = CALIB_OPTION,
     kernel: str = KERNEL_OPTION,
     crop: float = CROP_OPTION,
     threshold: float = THRESHOLD_OPTION,
     maps: int = MAPS_OPTION,
-    steps: int = typer.Option(100, "--steps", help="Diffusion steps per slice."),
-    samples: int = typer.Option(1, "--samples", help="Posterior samples per slice (> 1 adds an uncertainty map)."),
+    steps: int = STEPS_OPTION,
+    samples: int = SAMPLES_OPTION,
     slices: str = typer.Option("all", "--slices", help="Slices: all, I, I,J,K, A:B or center:N."),
     update: str = UPDATE_OPTION,
     eta: float = ETA_OPTION,
     dc: str = DC_OPTION,
     dc_steps: int = DC_STEPS_OPTION,
     first_slice: str = FIRST_SLICE_OPTION,
+    spacing: str = SPACING_OPTION,
+    schedule: str = SCHEDULE_OPTION,
+    lag: int = LAG_OPTION,
     lam: float = LAM_OPTION,
     iters: int = ITERS_OPTION,
     device: str = DEVICE_OPTION,
@@ -136,7 +138,8 @@ def recon_cmd(
     from mrirecon.files import same_file
     from mrirecon.metrics import evaluate
     from mrirecon.physics.fft import center_crop
-    from mrirecon.recon import method_label, reconstruct, resolve_method
+    from mrirecon.prior import load_prior
+    from mrirecon.recon import method_label, reconstruct, reconstruct_file
 
     input = existing_file(input)
     sens = sens_source(sens)
@@ -150,35 +153,35 @@ def recon_cmd(
         output_path(png, (".png",), "--png", inputs)
     if mask is not None and mask_file is not None:
         fail("give either --mask or --mask-file, not both")
+    method, prior_spec = method_and_prior(method, prior)
+    settings = recon_settings(steps=steps, n_samples=samples, seed=seed, update=update, eta=eta, dc=dc, dc_steps=dc_steps,
+                              first_slice=first_slice, spacing=spacing, schedule=schedule, lag=lag, lam=lam, iters=iters)  # fmt: skip
     device = start(device, threads)
     scan = prepare_scan(input, slices)
     H, W = scan.shape
-    if scan.acquired_mask is not None:
-        if mask is not None or mask_file is not None:
-            fail(f"{input} is already undersampled ({int(scan.acquired_mask.sum())}/{W} lines); "
-                 "drop --mask/--mask-file to reconstruct it as acquired")  # fmt: skip
-        m, how = scan.acquired_mask, f"as acquired ({int(scan.acquired_mask.sum())}/{W} lines)"
-    elif mask_file is not None:
+    if mask_file is not None:
         m, how = read_mask_file(mask_file, (H, W)), f"from {mask_file}"
-    else:
+    elif mask is not None or scan.acquired_mask is None:  # (a mask for undersampled data is refused below)
         kind = mask or "equispaced"
-        mk = scan.retrospective_mask(kind, acceleration, seed, center_fraction)
-        m, how = mk, f"{kind}, R = {acceleration:g} (effective {mk.acceleration:.2f})"
-    method = resolve_method(prior, device)
-    label = method_label(prior, method)
+        m = scan.retrospective_mask(kind, acceleration, seed, center_fraction)
+        how = f"{kind}, R = {acceleration:g} (effective {m.acceleration:.2f})"
+    else:
+        m, how = None, f"as acquired ({int(scan.acquired_mask.sum())}/{W} lines)"
+    loaded = None if method is not None else load_prior(prior_spec, device=device)
+    label = method_label(prior_spec, method or loaded)
     info(f"{input.name}: {len(scan.slices)} of {scan.num_slices} slices, mask {how}, {label}")
-    kwargs = _sampler_kwargs(method, steps, samples, update, eta, dc, dc_steps, first_slice, lam, iters, sens,
-                             sens_options(calib, kernel, threshold, crop, maps) if not Path(sens).exists() else None)  # fmt: skip
-    if not isinstance(method, str):
-        kwargs["checkpoint"] = partial
+    kwargs = dict(sens=sens, sens_options=sens_options(calib, kernel, threshold, crop, maps) if not Path(sens).exists() else None)
+    if loaded is not None:
+        kwargs.update(prior=loaded, checkpoint=partial)
         if partial.exists():
             info(f"Resuming from {partial} (finished slices of an earlier run).")
     try:
-        res = reconstruct(scan.kspace, m, method, seed=seed, device=device, pixel_size_mm=scan.pixel_size_mm, **kwargs)
+        res = reconstruct_file(scan, m, method=method, settings=settings, device=device, **kwargs)
     except KeyboardInterrupt:
         if partial.exists():
             saved(f"{partial} (the finished slices; rerun the same command to resume)")
         raise
+    m = scan.acquired_mask if m is None else m
     info(f"coil maps: {res.info['sens'].get('method')} {res.info['sens'].get('note', '')}".rstrip())
     image = center_crop(res.image, scan.recon_size)
     given = res.info.get("given_slices", [])
@@ -191,7 +194,7 @@ def recon_cmd(
         extra["std"] = center_crop(res.std, scan.recon_size).astype(np.float32)
     attrs = {
         "source": str(input),
-        "prior": prior,
+        "prior": prior_spec or method,
         "slices": json.dumps(scan.slices),
         "acceleration": float(res.info["acceleration"]),
         "seed": seed,
@@ -210,8 +213,8 @@ def recon_cmd(
         panels, metrics = {}, {}
         if scan.reference is not None:
             panels["reference"] = scan.reference
-        if prior != "zero-filled":  # the baseline every method should beat
-            zf = reconstruct(scan.kspace, m, "zero-filled", sens=res.maps if res.maps.ndim == 4 else res.maps[:, 0])
+        if method != "zero-filled":  # the baseline every method should beat
+            zf = reconstruct(scan.kspace, m, method="zero-filled", sens=res.maps if res.maps.ndim == 4 else res.maps[:, 0])
             panels["zero-filled"] = center_crop(zf.image, shape)
             if scan.reference is not None:
                 metrics["zero-filled"] = evaluate(scan.reference, panels["zero-filled"], data_range=scan.reference_max,
@@ -250,7 +253,7 @@ def demo_cmd(
     steps: int = typer.Option(50, "--steps", help="Diffusion steps per slice (AID and UNet)."),
     samples: int = typer.Option(4, "--samples", help="AID posterior samples per slice (uncertainty map)."),
     slices: str = typer.Option("all", "--slices", help="Slices of the sample scan: all, I, A:B or center:N."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the mask and of the sampler."),
+    seed: int = typer.Option(DEFAULTS.seed, "--seed", help="Seed of the mask and of the sampler."),
     prior: str = typer.Option("default", "--prior", help="AID prior (registry name or CONFIG:WEIGHTS)."),
     unet_prior: str = typer.Option("default-unet", "--unet-prior", help="UNet prior ('none' to skip it)."),
     update: str = UPDATE_OPTION,
@@ -258,6 +261,9 @@ def demo_cmd(
     dc: str = DC_OPTION,
     dc_steps: int = DC_STEPS_OPTION,
     first_slice: str = FIRST_SLICE_OPTION,
+    spacing: str = SPACING_OPTION,
+    schedule: str = SCHEDULE_OPTION,
+    lag: int = LAG_OPTION,
     device: str = DEVICE_OPTION,
     threads: int = THREADS_OPTION,
 ) -> None:
@@ -278,29 +284,32 @@ def demo_cmd(
     from mrirecon.files import atomic_write_text, check_output
     from mrirecon.metrics import evaluate
     from mrirecon.physics.fft import center_crop
-    from mrirecon.recon import method_label, reconstruct, resolve_method
+    from mrirecon.prior import load_prior
+    from mrirecon.recon import CLASSICAL_METHODS, method_label, reconstruct_file
     from mrirecon.viz import save_comparison, save_mask
 
     sens = sens_source(sens)
     check_output(out / "recon.h5", "--out", (".h5",))
+    settings = recon_settings(steps=steps, seed=seed, update=update, eta=eta, dc=dc, dc_steps=dc_steps,
+                              first_slice=first_slice, spacing=spacing, schedule=schedule, lag=lag)  # fmt: skip
     device = start(device, threads)
     path = sample_scan_path()
     scan = prepare_scan(path, slices)
     H, W = scan.shape
     mk = scan.retrospective_mask(mask, acceleration, seed, center_fraction)
-    specs = ["zero-filled", "sense", "l1-wavelet"] + ([unet_prior] if unet_prior != "none" else []) + [prior]
+    specs = list(CLASSICAL_METHODS) + ([unet_prior] if unet_prior != "none" else []) + [prior]
     info(
         f"Sample scan {path.name}: {len(scan.slices)} slices, {scan.kspace.shape[1]} coils, {H}x{W}; "
         f"{mask} mask R = {acceleration:g} (effective {mk.acceleration:.2f}); {steps} steps, {samples} AID samples"
     )
     results, metrics, maps = {}, {}, sens
     for spec in specs:
-        method = resolve_method(spec, device)
-        label = method_label(spec, method)
+        classical = spec in CLASSICAL_METHODS
+        loaded = None if classical else load_prior(spec, device=device)
+        label = method_label(spec, spec if classical else loaded)
         info(f"[bold]{label}[/bold] ...")
-        kw = _sampler_kwargs(method, steps, samples if spec == prior else 1, update, eta, dc, dc_steps, first_slice,
-                             None, None, maps, None)  # fmt: skip
-        res = reconstruct(scan.kspace, mk, method, seed=seed, device=device, pixel_size_mm=scan.pixel_size_mm, **kw)
+        run = replace(settings, n_samples=samples if spec == prior else 1)
+        res = reconstruct_file(scan, mk, method=spec if classical else None, prior=loaded, settings=run, sens=maps, device=device)
         if isinstance(maps, str):
             info(f"coil maps: {res.info['sens'].get('method')} ({res.info['sens'].get('note', '')})")
         maps = res.maps  # estimate coil maps once, share them

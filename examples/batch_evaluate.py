@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 
 from mrirecon.evaluation import EvalConfig, run_evaluation, summary_markdown
+from mrirecon.recon import ReconSettings
 
 
 def simulate_folder(folder: Path, n: int, size: int = 64, slices: int = 4, coils: int = 4) -> Path:
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None):
         masks=args.masks.split(","),
         accelerations=[float(r) for r in args.accelerations.split(",")],
         methods=args.methods.split(","),
-        steps=args.steps,
+        settings=ReconSettings(steps=args.steps),
         aid_prior=args.prior,
         sens=args.sens,
         center_fraction=args.center_fraction,

@@ -18,7 +18,8 @@ import numpy as np
 from mrirecon.data import prepare_scan, write_reconstruction
 from mrirecon.metrics import evaluate
 from mrirecon.physics.fft import center_crop
-from mrirecon.recon import reconstruct, resolve_method
+from mrirecon.prior import load_prior
+from mrirecon.recon import reconstruct
 from mrirecon.viz import save_comparison
 
 
@@ -55,10 +56,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     # 3. Reconstructions. The first call estimates coil maps from the mask's calibration
     #    lines; the others reuse them so every method sees the same coil model.
     common = dict(pixel_size_mm=scan.pixel_size_mm, device=args.device)
-    zf = reconstruct(scan.kspace, mask, "zero-filled", sens=args.sens, **common)
+    zf = reconstruct(scan.kspace, mask, method="zero-filled", sens=args.sens, **common)
     print(f"coil maps: {zf.info['sens']['method']} ({zf.info['sens']['note']})")
-    l1 = reconstruct(scan.kspace, mask, "l1-wavelet", sens=zf.maps, **common)
-    prior = resolve_method(args.prior, args.device)  # a registry name or CONFIG.yaml:WEIGHTS.pt
+    l1 = reconstruct(scan.kspace, mask, method="l1-wavelet", sens=zf.maps, **common)
+    prior = load_prior(args.prior, device=args.device)  # a registry name or CONFIG.yaml:WEIGHTS.pt
     aid = reconstruct(scan.kspace, mask, prior, sens=zf.maps, steps=args.steps, n_samples=args.samples, seed=0,
                       progress=False, **common)  # fmt: skip
     print(f"AID: {aid.info['timings']['per_slice']:.2f} s per slice, {aid.info['network_evals']} network calls, "

@@ -4,7 +4,7 @@ The most used entry points are re-exported here (imported lazily, so ``import mr
 stays cheap)::
 
     import mrirecon
-    res = mrirecon.reconstruct(kspace, mask, prior="default", steps=100, seed=0)
+    res = mrirecon.reconstruct(kspace, mask, prior="default", seed=0)
     prior = mrirecon.load_prior("default")
     mask = mrirecon.make_mask("equispaced", (320, 320), 4, seed=0)
 """

@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from mrirecon.prior.registry import resolve_prior
+    from mrirecon.prior import load_prior
     from mrirecon.prior.datasets import SliceWindows, to_volume
     from mrirecon.prior.losses import denoising_error
 
@@ -39,7 +39,7 @@ def main() -> None:
     windows = torch.stack([ds[i] for i in range(len(ds))])
     results = {}
     for spec in args.priors:
-        prior = resolve_prior(spec, device="cpu")
+        prior = load_prior(spec, device="cpu")
         results[spec] = denoising_error(prior.network.float(), prior.schedule, windows, list(TIMESTEPS),
                                         causal=prior.sequential, seed=0)  # fmt: skip
     names = {s: Path(s.split(":")[-1]).stem for s in args.priors}

@@ -78,3 +78,29 @@ def _imported(text: str) -> set[str]:
         elif isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
     return {n for n in out if n.startswith("mrirecon")}
+
+
+def test_the_cli_imports_no_private_names_of_the_library():
+    """The CLI is a thin layer over the public Python API: no ``_name`` from ``mrirecon.*`` (its own ``_common`` aside)."""
+    violations = []
+    for path in sorted((ROOT / "cli").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mrirecon"):
+                if node.module.startswith("mrirecon.cli"):
+                    continue
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                if private or any(p.startswith("_") for p in node.module.split(".")):
+                    violations.append(f"{path.relative_to(ROOT)}:{node.lineno} from {node.module} import {private}")
+    assert not violations, "the CLI reaches into private names:\n" + "\n".join(violations)
+
+
+def test_each_reconstruction_default_is_written_once():
+    """``steps``' and ``dc_steps``' defaults live in ReconSettings; the API, sampler and CLI read them from there."""
+    pattern = __import__("re").compile(r"\b(dc_steps|steps)\s*(:\s*int\s*)?=\s*(8|100)\b")
+    hits = []
+    for path, module in _sources():
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if pattern.search(line) and not line.lstrip().startswith("#"):
+                hits.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
+    allowed = [h for h in hits if h.startswith("mrirecon/recon/settings.py")]
+    assert len(allowed) == 2 and len(hits) == 2, "defaults written outside ReconSettings:\n" + "\n".join(hits)

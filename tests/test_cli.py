@@ -191,7 +191,7 @@ def test_sens_writes_maps(scan, tmp_path):
 
 def test_recon_retrospective_classical(scan, tmp_path):
     out, png = tmp_path / "l1.h5", tmp_path / "l1.png"
-    r = invoke("recon", scan, "-o", out, "--prior", "l1-wavelet", "--mask", "random", "-R", "4", *SMALL,
+    r = invoke("recon", scan, "-o", out, "--method", "l1-wavelet", "--mask", "random", "-R", "4", *SMALL,
                "--png", png)  # fmt: skip
     assert r.exit_code == 0, r.output
     with h5py.File(out, "r") as f:
@@ -201,7 +201,7 @@ def test_recon_retrospective_classical(scan, tmp_path):
     assert rec.shape == (4, SIZE, SIZE)
     assert "PSNR" in r.output and png.stat().st_size > 1000
     # the same file, mask and seed give the same mask as a second run
-    r2 = invoke("recon", scan, "-o", tmp_path / "zf.h5", "--prior", "zero-filled", "--mask", "random", "-R", "4",
+    r2 = invoke("recon", scan, "-o", tmp_path / "zf.h5", "--method", "zero-filled", "--mask", "random", "-R", "4",
                 *SMALL)  # fmt: skip
     assert r2.exit_code == 0, r2.output
     with h5py.File(out, "r") as a, h5py.File(tmp_path / "zf.h5", "r") as b:
@@ -255,7 +255,7 @@ def test_recon_prospective_uses_the_acquired_lines(prospective, which, tmp_path)
     r = invoke("info", path)
     assert r.exit_code == 0 and "undersampled" in r.output
     out = tmp_path / "p.h5"
-    r = invoke("recon", path, "-o", out, "--prior", "zero-filled", "--sens", "direct")
+    r = invoke("recon", path, "-o", out, "--method", "zero-filled", "--sens", "direct")
     assert r.exit_code == 0, r.output
     with h5py.File(out, "r") as f:
         assert f.attrs["acceleration"] == pytest.approx(SIZE / cols.sum())
@@ -543,3 +543,23 @@ def test_help_starts_fast():
     tic = time.perf_counter()
     subprocess.run([sys.executable, "-m", "mrirecon.cli", "--help"], capture_output=True, timeout=60, check=True)
     assert time.perf_counter() - tic < 5  # measured 0.4 s; generous for loaded CI machines
+
+
+def test_recon_method_option_and_the_deprecated_prior_spelling(scan, tmp_path):
+    """--method runs a classical method; --prior sense still works, with a warning that names --method."""
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    r = invoke("recon", scan, "-o", a, "--method", "sense", "--sens", "direct", "--lam", "0.01")
+    assert r.exit_code == 0, r.output
+    r = invoke("recon", scan, "-o", b, "--prior", "sense", "--sens", "direct", "--lam", "0.01")
+    assert r.exit_code == 0 and "use --method sense" in r.output, r.output
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        np.testing.assert_array_equal(fa["reconstruction"][()], fb["reconstruction"][()])
+    r = invoke("recon", scan, "-o", a, "--method", "nope")
+    assert r.exit_code == 2 and "--method must be one of" in r.output
+
+
+def test_recon_lag_needs_the_pipelined_schedule(scan, tmp_path):
+    r = invoke("recon", scan, "-o", tmp_path / "x.h5", "--lag", "3")
+    assert r.exit_code == 2 and "--schedule pipelined" in r.output
+    r = invoke("recon", scan, "-o", tmp_path / "x.h5", "--schedule", "wavefront")
+    assert r.exit_code == 2 and "schedule must be one of" in r.output

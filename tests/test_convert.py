@@ -201,10 +201,10 @@ def test_shared_real_scans_convert_and_reconstruct(tmp_path, name, options, shap
 
     mask = scan.retrospective_mask("equispaced", 4).mask
     zf = evaluate(scan.reference, rss(ifft2c(scan.kspace * mask))).psnr
-    res = reconstruct(scan.kspace, mask, "sense", progress=False)  # hold-out λ and maps, as a user gets them
+    res = reconstruct(scan.kspace, mask, method="sense", progress=False)  # hold-out λ and maps, as a user gets them
     assert evaluate(scan.reference, res.image).psnr >= zf and res.info["lam_source"] == "holdout"
     # (the L1 hold-out is ~20 s per real slice on 2 cores: the benchmark measures it; here a given λ)
-    res = reconstruct(scan.kspace, mask, "l1-wavelet", lam=1e-2, iters=30, sens=res.maps, progress=False)
+    res = reconstruct(scan.kspace, mask, method="l1-wavelet", lam=1e-2, iters=30, sens=res.maps, progress=False)
     assert evaluate(scan.reference, res.image).psnr > zf
     res = reconstruct(scan.kspace, mask, "default", steps=2, progress=False, pixel_size_mm=scan.pixel_size_mm)
     assert np.isfinite(res.image).all() and res.image.shape == (1, *shape[-2:])

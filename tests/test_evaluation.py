@@ -314,8 +314,11 @@ def _config(data: Path, out: Path, **kw):
         data_dir=str(data), out_dir=str(out), masks=("random", "equispaced"), accelerations=(3.0, 4.0),
         methods=("zero-filled",), sens="direct", center_fraction=0.1, plots=False,
     )  # fmt: skip
+    from mrirecon.recon import ReconSettings
+
+    recon = {k: kw.pop(k) for k in ("steps", "n_samples", "seed") if k in kw} | kw.pop("sampler", {})
     base.update(kw)
-    return EvalConfig(**base)
+    return EvalConfig(**base, settings=ReconSettings(**recon))
 
 
 @pytest.fixture(scope="module")

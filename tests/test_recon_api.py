@@ -137,7 +137,7 @@ def test_torch_in_torch_out_and_unet_prior(unet, scan, mask):
 
 @pytest.mark.parametrize("method", ["zero-filled", "sense", "l1-wavelet"])
 def test_classical_methods_through_the_same_call(method, scan, mask):
-    res = reconstruct(scan.kspace, mask, prior=method, sens=scan.maps, lam=2e-3, iters=20, progress=False)
+    res = reconstruct(scan.kspace, mask, method=method, sens=scan.maps, lam=2e-3, iters=20, progress=False)
     A = SenseOp(torch.from_numpy(scan.maps), torch.from_numpy(mask))
     y = torch.from_numpy(scan.kspace * mask)
     peak = A.adjoint(y).abs().flatten(1).amax(1)
@@ -156,16 +156,16 @@ def test_classical_defaults(method, scan, mask):
     """Without lam, λ is chosen by k-space hold-out (and recorded), and the result beats zero-filling."""
     from mrirecon.recon.classical import DEFAULT_LAMBDA, HOLDOUT_GRID
 
-    res = reconstruct(scan.kspace, mask, prior=method, sens=scan.maps, progress=False)
-    held = reconstruct(scan.kspace, make_mask("equispaced", (32, 32), 2, seed=0, acs_lines=4).mask, prior=method,
+    res = reconstruct(scan.kspace, mask, method=method, sens=scan.maps, progress=False)
+    held = reconstruct(scan.kspace, make_mask("equispaced", (32, 32), 2, seed=0, acs_lines=4).mask, method=method,
                        sens=scan.maps, progress=False)  # fmt: skip
     assert held.info["lam_source"] == "holdout" and len(held.info["lam_holdout_error"]) >= len(HOLDOUT_GRID[method])
     assert held.info["lam"] in HOLDOUT_GRID[method] or held.info.get("lam_l2")
     # a mask with too few lines outside its calibration region keeps the fixed default
     few = make_mask("equispaced", (32, 32), 3, seed=0, acs_lines=8).mask  # 3 lines outside the ACS
-    fixed = reconstruct(scan.kspace, few, prior=method, sens=scan.maps, progress=False)
+    fixed = reconstruct(scan.kspace, few, method=method, sens=scan.maps, progress=False)
     assert fixed.info["lam"] == DEFAULT_LAMBDA[method] and fixed.info["lam_source"].startswith("default")
-    zf = reconstruct(scan.kspace, mask, prior="zero-filled", sens=scan.maps)
+    zf = reconstruct(scan.kspace, mask, method="zero-filled", sens=scan.maps)
     truth = scan.image
 
     def err(x):
@@ -267,7 +267,7 @@ def test_reconstruct_file_crops_the_readout_and_returns_the_reference(tmp_path, 
     sim = simulate_scan(phantom_volume(2, 32, 32, seed=4), coils=4, snr_db=40, oversample=2, seed=4)
     path = write_simulated(tmp_path / "scan.h5", sim)
     m = make_mask("equispaced", (64, 32), 2, seed=0, acs_lines=4)  # drawn for the full readout
-    res = reconstruct_file(path, mask=m, prior="zero-filled", sens="direct")
+    res = reconstruct_file(path, mask=m, method="zero-filled", sens="direct")
     assert res.image.shape == (2, 32, 32) and res.reference.shape == (2, 32, 32)
     assert res.info["readout_crop"] == [64, 32] and res.info["file"] == str(path)
     res2 = reconstruct_file(path, mask=m, prior=aid, sens="direct", slices=[1], steps=2, progress=False)
@@ -349,11 +349,11 @@ def test_readout_oversampled_kspace_is_reported(scan, mask):
     sim = simulate_scan(phantom_volume(1, 32, 32, seed=5), coils=4, snr_db=40, oversample=2, seed=5)
     m = make_mask("equispaced", (64, 32), 3, seed=0, acs_lines=8).mask
     with pytest.warns(UserWarning, match="looks 2x oversampled"):
-        res = reconstruct(sim.kspace, m, prior="zero-filled", sens="direct")
+        res = reconstruct(sim.kspace, m, method="zero-filled", sens="direct")
     assert any("oversampled" in w for w in res.info["warnings"])
     cropped = mrirecon.data.crop_readout(sim.kspace, 32)
     with warnings_none():
-        reconstruct(cropped, m[:32], prior="zero-filled", sens="direct")
+        reconstruct(cropped, m[:32], method="zero-filled", sens="direct")
 
 
 def warnings_none():
@@ -374,18 +374,47 @@ def warnings_none():
 
 def test_seed_beyond_64_bits_is_refused_before_any_work(scan, mask):
     with pytest.raises(MrireconError, match=r"seed must be an integer in \[0, 2\*\*63\)"):
-        reconstruct(scan.kspace, mask, prior="zero-filled", seed=2**64, progress=False)
+        reconstruct(scan.kspace, mask, method="zero-filled", seed=2**64, progress=False)
 
 
 def test_two_sets_of_maps_soft_sense_for_classical_first_set_for_priors(aid):
     """sens_options={"sets": 2}: classical methods solve soft-SENSE and return the RSS over the sets; priors use set 1."""
     sim = simulate_scan(phantom_volume(2, 32, 32, seed=0), coils=4, snr_db=40, oversample=1, seed=0)
     mask = make_mask("equispaced", (32, 32), 2, seed=0, acs_lines=12)
-    res = mrirecon.reconstruct(sim.kspace, mask, prior="sense", sens="espirit", sens_options={"sets": 2}, progress=False)
+    res = mrirecon.reconstruct(sim.kspace, mask, method="sense", sens="espirit", sens_options={"sets": 2}, progress=False)
     assert res.image.shape == (2, 32, 32) and res.info["map_sets"] == 2 and res.maps.shape == (2, 2, 4, 32, 32)
     assert np.allclose(np.angle(res.image[np.abs(res.image) > 0]), 0)  # a magnitude image
-    one = mrirecon.reconstruct(sim.kspace, mask, prior="sense", sens="espirit", progress=False)
+    one = mrirecon.reconstruct(sim.kspace, mask, method="sense", sens="espirit", progress=False)
     assert np.abs(res.image).sum() > 0 and "map_sets" not in one.info
     with pytest.warns(UserWarning, match="first of the two sets"):
         pr = mrirecon.reconstruct(sim.kspace, mask, prior=aid, sens="espirit", sens_options={"sets": 2}, steps=2, progress=False)
     assert pr.maps.shape == (2, 4, 32, 32)
+
+
+def test_classical_method_through_prior_is_deprecated_but_equal():
+    from mrirecon import reconstruct
+
+    sim = simulate_scan(phantom_volume(1, 32, 32, seed=0), coils=4, snr_db=None, oversample=1, seed=0)
+    mask = make_mask("equispaced", (32, 32), 2, seed=0, acs_lines=8).mask
+    new = reconstruct(sim.kspace, mask, method="sense", sens=sim.maps, lam=1e-2, progress=False)
+    with pytest.warns(DeprecationWarning, match="use method='sense'"):
+        old = reconstruct(sim.kspace, mask, "sense", sens=sim.maps, lam=1e-2, progress=False)
+    np.testing.assert_array_equal(new.image, old.image)
+    with pytest.raises(MrireconError, match="method must be one of"):
+        reconstruct(sim.kspace, mask, method="aid", progress=False)
+
+
+def test_settings_object_and_keywords_agree():
+    """``settings=`` carries every option; keywords that differ from the defaults override its fields."""
+    from mrirecon import reconstruct
+    from mrirecon.recon import DEFAULTS, ReconSettings
+
+    assert ReconSettings.build(None) == ReconSettings() and DEFAULTS.steps == ReconSettings().steps
+    base = ReconSettings(steps=7, dc_steps=3)
+    assert ReconSettings.build(base, steps=DEFAULTS.steps, dc_steps=5) == ReconSettings(steps=7, dc_steps=5)
+    sim = simulate_scan(phantom_volume(1, 32, 32, seed=0), coils=4, snr_db=None, oversample=1, seed=0)
+    mask = make_mask("equispaced", (32, 32), 2, seed=0, acs_lines=8).mask
+    a = reconstruct(sim.kspace, mask, method="sense", sens=sim.maps, settings=ReconSettings(lam=0.05), progress=False)
+    b = reconstruct(sim.kspace, mask, method="sense", sens=sim.maps, lam=0.05, progress=False)
+    np.testing.assert_array_equal(a.image, b.image)
+    assert a.info["lam"] == 0.05

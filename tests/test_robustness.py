@@ -57,7 +57,7 @@ def test_output_equal_to_the_input_is_refused_before_any_work(scan, tmp_path, ho
     if how == "symlink":
         target = tmp_path / "link.h5"
         os.symlink(scan, target)
-    one_line_error(invoke("recon", scan, "-o", target, "--prior", "zero-filled", *SMALL), "would destroy it")
+    one_line_error(invoke("recon", scan, "-o", target, "--method", "zero-filled", *SMALL), "would destroy it")
     one_line_error(invoke("sens", scan, "-o", target), "would destroy it")
     one_line_error(invoke("sample", "--warm-start", scan, "-o", target, "-n", "1"), "would destroy it")
     assert _bytes(scan) == before
@@ -111,7 +111,7 @@ def test_a_result_that_fails_its_checks_is_not_left_behind(tmp_path):
     path = tmp_path / "zero.h5"
     write_fastmri_scan(path, np.zeros_like(sim.kspace), sim.reference_rss, sim.header_xml)
     out = tmp_path / "out.h5"
-    r = invoke("recon", path, "-o", out, "--prior", "zero-filled", "--sens", "direct", *SMALL)
+    r = invoke("recon", path, "-o", out, "--method", "zero-filled", "--sens", "direct", *SMALL)
     assert r.exit_code == 2 and not out.exists()
 
 
@@ -142,10 +142,10 @@ def test_options_that_would_be_silently_changed_are_refused(scan, tmp_path, extr
 def test_bad_mask_files(scan, tmp_path, make, message):
     mask = tmp_path / "m.npy"
     make(mask)
-    one_line_error(invoke("recon", scan, "-o", tmp_path / "o.h5", "--mask-file", mask, "--prior", "zero-filled"), message)
+    one_line_error(invoke("recon", scan, "-o", tmp_path / "o.h5", "--mask-file", mask, "--method", "zero-filled"), message)
     npz = tmp_path / "m.npz"
     np.savez(npz, m=np.ones(48))
-    one_line_error(invoke("recon", scan, "-o", tmp_path / "o.h5", "--mask-file", npz, "--prior", "zero-filled"), ".npy")
+    one_line_error(invoke("recon", scan, "-o", tmp_path / "o.h5", "--mask-file", npz, "--method", "zero-filled"), ".npy")
 
 
 @pytest.mark.parametrize(
@@ -217,13 +217,13 @@ def test_training_and_reconstruction_crop_the_readout_alike(tmp_path):
 def test_unwritable_outputs_fail_before_computing(scan, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    one_line_error(invoke("recon", scan, "-o", blocker / "o.h5", "--prior", "zero-filled", *SMALL), "is a file, not a folder")
+    one_line_error(invoke("recon", scan, "-o", blocker / "o.h5", "--method", "zero-filled", *SMALL), "is a file, not a folder")
     if os.geteuid() != 0:  # root writes anywhere
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(0o500)
-        one_line_error(invoke("recon", scan, "-o", ro / "o.h5", "--prior", "zero-filled", *SMALL), "cannot write in")
-        one_line_error(invoke("recon", scan, "-o", tmp_path / "o.h5", "--png", ro / "p.png", "--prior", "zero-filled",
+        one_line_error(invoke("recon", scan, "-o", ro / "o.h5", "--method", "zero-filled", *SMALL), "cannot write in")
+        one_line_error(invoke("recon", scan, "-o", tmp_path / "o.h5", "--png", ro / "p.png", "--method", "zero-filled",
                               *SMALL), "cannot write in")  # fmt: skip
 
 
@@ -237,7 +237,7 @@ def test_stale_temporaries_of_the_same_output_are_removed(scan, tmp_path):
     out = tmp_path / "o.h5"
     stale = tmp_path / ".o.h5.999999999.tmp"  # a writer that was killed (no such pid)
     stale.write_bytes(b"half")
-    r = invoke("recon", scan, "-o", out, "--prior", "zero-filled", *SMALL)
+    r = invoke("recon", scan, "-o", out, "--method", "zero-filled", *SMALL)
     assert r.exit_code == 0, r.output
     assert out.exists() and not stale.exists()
 
@@ -272,7 +272,7 @@ def test_bad_api_input_is_one_line_before_work(kspace, kw, match):
     from mrirecon import reconstruct
 
     with pytest.raises(MrireconError, match=match):
-        reconstruct(kspace, np.ones(16, np.float32), "sense" if not kw else "default", progress=False, **kw)
+        reconstruct(kspace, np.ones(16, np.float32), method="sense" if not kw else None, progress=False, **kw)
 
 
 def test_huge_and_tiny_kspace_scale_through_the_classical_methods():
@@ -282,9 +282,9 @@ def test_huge_and_tiny_kspace_scale_through_the_classical_methods():
     rng = np.random.default_rng(0)
     k = (rng.standard_normal((1, 4, 16, 16)) + 1j * rng.standard_normal((1, 4, 16, 16))).astype(np.complex64)
     m = np.ones(16, np.float32)
-    base = reconstruct(k, m, "sense", sens="direct", lam=1e-2, progress=False).image
+    base = reconstruct(k, m, method="sense", sens="direct", lam=1e-2, progress=False).image
     for scale in (1e30, 1e-30):
-        out = reconstruct(k * np.float32(scale), m, "sense", sens="direct", lam=1e-2, progress=False).image
+        out = reconstruct(k * np.float32(scale), m, method="sense", sens="direct", lam=1e-2, progress=False).image
         np.testing.assert_allclose(out / np.float32(scale), base, rtol=1e-3, atol=1e-4 * np.abs(base).max())
 
 
@@ -294,7 +294,7 @@ def test_given_maps_far_from_normalised_are_refused():
     k = np.ones((1, 2, 16, 16), np.complex64)
     maps = np.full((1, 2, 16, 16), 1e20 / np.sqrt(2), np.complex64)
     with pytest.raises(MrireconError, match="sens maps must be normalised .* got a maximum of 1e\\+40"):
-        reconstruct(k, np.ones(16, np.float32), "sense", sens=maps, progress=False)
+        reconstruct(k, np.ones(16, np.float32), method="sense", sens=maps, progress=False)
 
 
 def test_commands_on_a_dangling_external_link_say_one_line(tmp_path):
@@ -306,5 +306,5 @@ def test_commands_on_a_dangling_external_link_say_one_line(tmp_path):
 
 
 def test_output_names_longer_than_the_file_system_allows(tmp_path):
-    r = CliRunner().invoke(app, ["recon", "sample", "-o", str(tmp_path / ("x" * 300 + ".h5")), "--prior", "zero-filled"])
+    r = CliRunner().invoke(app, ["recon", "sample", "-o", str(tmp_path / ("x" * 300 + ".h5")), "--method", "zero-filled"])
     assert r.exit_code == 2 and "longer than file systems allow" in r.output and "Traceback" not in r.output

@@ -34,6 +34,7 @@ from mrirecon.evaluation.grid import CLASSICAL, METHODS, SLICE_TUNED, TUNED, Wor
 from mrirecon.evaluation.report import SummaryRow, summarize, write_reports
 from mrirecon.evaluation.store import ResultsTable, merge_tables, part_files, part_path
 from mrirecon.files import atomic_write_text
+from mrirecon.recon.settings import ReconSettings
 
 __all__ = ["EvalConfig", "EvalReport", "check_scan", "run_evaluation", "LAMBDA_SWEEP"]
 
@@ -60,8 +61,9 @@ class EvalConfig:
         Use only the first ``limit`` files (sorted by name).
     slices : str or None
         Slice selection per volume (:func:`mrirecon.data.parse_slices`).
-    steps, n_samples, seed : int
-        Sampler steps, posterior samples per slice, seed of the sampler and of the masks.
+    settings : ReconSettings
+        How every method reconstructs (steps, samples, sampler options, ...); its ``seed`` also
+        seeds the masks.
     center_fraction : float or None
         Fully sampled centre of the masks; None: fastMRI's per-acceleration default (0.08 at
         4x, 0.04 at 8x).
@@ -73,9 +75,6 @@ class EvalConfig:
         Intensity normalisation of :func:`mrirecon.metrics.evaluate`.
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"`` (each torchrun rank takes ``cuda:<LOCAL_RANK>``) or ``"cuda:k"``.
-    sampler : dict
-        Further :func:`mrirecon.recon.reconstruct` keywords of the diffusion methods (``update``,
-        ``eta``, ``dc``, ``dc_steps``, ``first_slice``, ...); empty = its defaults.
     save_recons : bool
         Also write each reconstruction to ``out_dir/recons/<mask>_R<R>/<method>/<file>``.
     plots : bool
@@ -91,9 +90,7 @@ class EvalConfig:
     methods: Sequence[str] = ("aid", "unet", "l1-wavelet", "zero-filled")
     limit: int | None = None
     slices: str | None = None
-    steps: int = 100
-    n_samples: int = 1
-    seed: int = 0
+    settings: ReconSettings = field(default_factory=ReconSettings)
     center_fraction: float | None = None
     sens: str = "auto"
     aid_prior: str = "default"
@@ -101,16 +98,12 @@ class EvalConfig:
     unet_prior: str = "default-unet"
     normalize: str = "lstsq"
     device: str = "auto"
-    sampler: dict[str, Any] = field(default_factory=dict)
     save_recons: bool = False
     plots: bool = True
     progress: bool = False
 
     #: Fields that change the numbers: a resumed run must use the same values.
-    RESUME_FIELDS = (
-        "slices", "steps", "n_samples", "seed", "center_fraction", "sens",
-        "aid_prior", "unet_prior", "normalize", "sampler",
-    )  # fmt: skip
+    RESUME_FIELDS = ("slices", "center_fraction", "sens", "aid_prior", "unet_prior", "normalize")
 
     def validate(self) -> None:
         """Check the grid before any work starts (one line naming the bad value)."""
@@ -131,14 +124,19 @@ class EvalConfig:
             values = list(getattr(self, name))
             require(values, f"--{name} must list at least one value")
             require(len(set(values)) == len(values), f"--{name} lists a value twice: {values}")
-        positive_int(self.steps, "--steps")
-        positive_int(self.n_samples, "--samples")
+        require(isinstance(self.settings, ReconSettings), f"settings must be a ReconSettings, got {type(self.settings).__name__}")
         check_choice(self.sens, SENS_METHODS, "--sens")
         if self.center_fraction is not None:
             require(0 < self.center_fraction < 1, f"--center-fraction must be in (0, 1), got {self.center_fraction}")
 
     def resume_settings(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.RESUME_FIELDS}
+        """What a resumed run must share with the first (the layout of the run files before ReconSettings)."""
+        s = self.settings
+        sampler = {k: getattr(s, k) for k in ("update", "eta", "dc", "dc_steps", "first_slice")}
+        default = ReconSettings().fingerprint()
+        sampler.update({k: v for k, v in s.fingerprint().items()
+                        if k not in ("steps", "n_samples", "seed") and v != default.get(k)})  # fmt: skip
+        return {k: getattr(self, k) for k in self.RESUME_FIELDS} | dict(steps=s.steps, n_samples=s.n_samples, seed=s.seed, sampler=sampler)
 
 
 @dataclass
@@ -374,7 +372,7 @@ class _Runner:
             from mrirecon.physics.coils import calibrate
 
             try:
-                mask = scan.retrospective_mask(item.mask, item.acceleration, self.config.seed, self.config.center_fraction)
+                mask = scan.retrospective_mask(item.mask, item.acceleration, self.config.settings.seed, self.config.center_fraction)
                 cal = calibrate(scan.kspace * mask.mask, mask.mask, self.config.sens)
                 self._cell = {key: (mask, cal)}  # one setting at a time: bounded memory
             except MrireconError as e:
@@ -384,18 +382,18 @@ class _Runner:
     def _prior(self, method: str):
         spec = self.config.aid_prior if method == "aid" else self.config.unet_prior
         if spec not in self._priors:
-            from mrirecon.prior.registry import resolve_prior
+            from mrirecon.prior import load_prior
 
-            self._priors[spec] = resolve_prior(spec, str(self.device))
+            self._priors[spec] = load_prior(spec, device=str(self.device))
         return self._priors[spec]
 
     def _reconstruct(self, scan, mask, maps, item: WorkItem):
         """(image (S, H, W), info, note) of one item."""
         from mrirecon.recon import reconstruct
 
-        base = dict(sens=maps, seed=self.config.seed, device=str(self.device), pixel_size_mm=scan.pixel_size_mm)
+        base = dict(sens=maps, settings=self.config.settings, device=str(self.device), pixel_size_mm=scan.pixel_size_mm)
         if item.method in CLASSICAL:
-            res = reconstruct(scan.kspace, mask, item.method, progress=False, **base)
+            res = reconstruct(scan.kspace, mask, method=item.method, progress=False, **base)
             note = f"lam {res.info['lam']:g} ({res.info['lam_source'].split(' ')[0]})" if "lam" in res.info else ""
             if res.info.get("lam_l2"):
                 note += f", l2 {res.info['lam_l2']:g}"
@@ -412,13 +410,12 @@ class _Runner:
             tune = prepare_scan(scan.path, [other])
             tmaps = calibrate(tune.kspace * mask.mask, mask.mask, self.config.sens).maps
             lam, score, _ = self._sweep(tune, mask, method, {**base, "sens": tmaps})
-            res = reconstruct(scan.kspace, mask, method, lam=lam, progress=False, **base)
+            res = reconstruct(scan.kspace, mask, method=method, lam=lam, progress=False, **base)
             return res.image, res.info, f"lam {lam:.3g}: best of {len(LAMBDA_SWEEP[method])} on slice {other} ({score:.2f} dB)"
         name = f"{scan.path.stem}_{item.mask}_R{fmt_r(item.acceleration)}_{item.method}.h5"
         res = reconstruct(
-            scan.kspace, mask, self._prior(item.method), steps=self.config.steps, n_samples=self.config.n_samples,
-            progress=self.config.progress, checkpoint=Path(self.config.out_dir) / "partial" / name,
-            **base, **self.config.sampler,
+            scan.kspace, mask, self._prior(item.method), progress=self.config.progress,
+            checkpoint=Path(self.config.out_dir) / "partial" / name, **base,
         )  # fmt: skip
         return res.image, res.info, f"first slice {res.info.get('first_slice')}"
 
@@ -430,7 +427,7 @@ class _Runner:
 
         best = None
         for lam in LAMBDA_SWEEP[method]:
-            res = reconstruct(scan.kspace, mask, method, lam=lam, progress=False, **base)
+            res = reconstruct(scan.kspace, mask, method=method, lam=lam, progress=False, **base)
             score = evaluate(scan.reference, center_crop(res.image, scan.reference.shape[-2:]),
                              normalize=self.config.normalize, data_range=scan.reference_max).psnr  # fmt: skip
             if best is None or score > best[1]:
@@ -443,7 +440,7 @@ class _Runner:
         from mrirecon.physics.fft import center_crop
 
         scan = self._volume(path)
-        row = _row(item, self.config, str(self.device), mask_seed=mask_seed(path.name, self.config.seed),
+        row = _row(item, self.config, str(self.device), mask_seed=mask_seed(path.name, self.config.settings.seed),
                    slices=_span(scan.slices), n_slices=len(scan.slices))  # fmt: skip
         cell = self._mask_and_maps(scan, item)
         if isinstance(cell, MrireconError):

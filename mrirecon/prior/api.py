@@ -367,15 +367,17 @@ def load_prior(
     precision: str = "fp32",
     channels_last: bool | None = None,
 ) -> Prior:
-    """Load a prior by registry name or from a config + weights file (strictly checked).
+    """Load a prior: the one entry point for every spelling (strictly checked).
 
     Parameters
     ----------
-    name_or_config : str, PathLike, PriorConfig or dict, optional
+    name_or_config : str, PathLike, PriorConfig, dict or Prior, optional
         A registry name (``"default"``, ``"default-unet"``; see ``list_priors()``), a weights
         file (its config is the ``.yaml`` beside it with the same stem, or the config embedded
-        in a ``.safetensors`` written by mrirecon), or a config (YAML path / object) — then
-        ``weights`` is required.
+        in a ``.safetensors`` written by mrirecon), ``"CONFIG.yaml:WEIGHTS.pt"`` (the official
+        checkpoints, e.g. ``fastmri_320_cplx.yaml:fastmri_320_cplx.pt``; what ``--prior``
+        takes), a config (YAML path / object) — then ``weights`` is required —, or an already
+        loaded :class:`Prior`, returned as it is (on its own device).
     config : YAML path, PriorConfig or dict, optional
         The config (official keys, e.g. ``fastmri_320_cplx.yaml``).
     weights : str or PathLike, optional
@@ -390,8 +392,16 @@ def load_prior(
     Prior
     """
     require(precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {precision!r}")
-    dev = resolve_device(device)
     spec, name = name_or_config, None
+    if isinstance(spec, Prior):
+        require(config is None and weights is None, "a loaded prior takes no config/weights")
+        return spec
+    dev = resolve_device(device)
+    if isinstance(spec, str) and ":" in spec and spec not in registered_names() and not Path(spec).exists():
+        config, weights = spec.split(":", 1)  # CONFIG.yaml:WEIGHTS.pt
+        require(Path(config).is_file(), f"prior {spec}: config file '{config}' does not exist")
+        require(Path(weights).is_file(), f"prior {spec}: weights file '{weights}' does not exist")
+        spec = None
     if isinstance(spec, str) and spec in registered_names():
         require(
             config is None and weights is None, f"prior {spec!r} is a registry name; do not also pass config/weights"

@@ -117,24 +117,6 @@ def file_twin(config: Path | None, weights: Path) -> str | None:
     return None
 
 
-def resolve_prior(spec: str, device: str = "auto"):
-    """A ``--prior`` value -> a loaded :class:`~mrirecon.prior.Prior`.
-
-    ``CONFIG.yaml:WEIGHTS.pt`` (e.g. the official ``fastmri_320_cplx.yaml:fastmri_320_cplx.pt``)
-    loads that checkpoint; a registry name or a weights file (with its ``.yaml`` beside it, or
-    a config embedded in a ``.safetensors``) goes to :func:`~mrirecon.prior.load_prior`.
-    """
-    from mrirecon.prior.api import load_prior
-
-    require(isinstance(spec, str) and spec, f"prior must be a registry name or a file, got {spec!r}")
-    if ":" in spec and not Path(spec).exists():
-        config, weights = spec.split(":", 1)
-        require(Path(config).is_file(), f"prior {spec}: config file '{config}' does not exist")
-        require(Path(weights).is_file(), f"prior {spec}: weights file '{weights}' does not exist")
-        return load_prior(config=config, weights=weights, device=device)
-    return load_prior(spec, device=device)
-
-
 def list_priors() -> list[PriorInfo]:
     """Every registered prior with its kind, parameter count, file size and origin."""
     from mrirecon.prior.api import count_parameters

@@ -18,7 +18,7 @@ import torch
 
 from mrirecon.errors import MrireconError, require
 
-RESPACINGS = ("skip", "even")
+RESPACINGS = ("skip", "even", "quad")
 
 
 def linear_betas(num_steps: int) -> np.ndarray:
@@ -217,6 +217,12 @@ class DiffusionSchedule:
             return (i * T) // num_steps
         if num_steps == 1:
             return np.zeros(1, dtype=np.int64)
+        if mode == "quad":
+            t = np.floor(np.linspace(0.0, np.sqrt(T - 1), num_steps) ** 2).astype(np.int64)
+            for k in range(1, num_steps):  # the first few squares round to equal integers
+                t[k] = max(t[k], t[k - 1] + 1)
+            t = np.minimum(t, np.arange(T - num_steps, T))  # and the last ones must stay below T
+            return t[::-1].copy()
         stride, position, steps = (T - 1) / (num_steps - 1), 0.0, []
         for _ in range(num_steps):  # accumulate like the reference, so rounding ties agree
             steps.append(round(position))

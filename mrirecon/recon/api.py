@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from mrirecon.errors import MrireconError, require
 from mrirecon.physics.operators import SenseOp, sense_operator
 from mrirecon.recon.methods import CLASSICAL_METHODS
 from mrirecon.recon.prepare import Prepared, _warn, check_pixel_size, prepare
-from mrirecon.recon.settings import ReconSettings
+from mrirecon.recon.settings import DEFAULTS, ReconSettings
 
 __all__ = ["CLASSICAL_METHODS", "ReconResult", "ReconSettings", "reconstruct", "reconstruct_file"]
 
@@ -93,33 +93,39 @@ def reconstruct(
     mask,
     prior="default",
     *,
+    method: str | None = None,
+    settings: ReconSettings | None = None,
     sens="auto",
     sens_options: dict | None = None,
-    steps: int = 100,
-    n_samples: int = 1,
-    seed: int = 0,
+    steps: int = DEFAULTS.steps,
+    n_samples: int = DEFAULTS.n_samples,
+    seed: int = DEFAULTS.seed,
     device: str | None = None,
-    update: str = "reference",
-    eta: float = 0.0,
-    dc_steps: int = 8,
-    dc_step_size: float = 1.0,
-    dc: str = "cg",
-    scale: float | None = None,
-    normalize: str = "volume",
-    attention: str = "reference",
-    first_slice: str = "auto",
+    update: str = DEFAULTS.update,
+    eta: float = DEFAULTS.eta,
+    dc_steps: int = DEFAULTS.dc_steps,
+    dc_step_size: float = DEFAULTS.dc_step_size,
+    dc: str = DEFAULTS.dc,
+    scale: float | None = DEFAULTS.scale,
+    intensity: str = DEFAULTS.intensity,
+    attention: str = DEFAULTS.attention,
+    first_slice: str = DEFAULTS.first_slice,
     twin=None,
-    temperature: float = 1.0,
-    precision: str | None = None,
-    batch_size: int | None = None,
-    support: bool = True,
+    temperature: float = DEFAULTS.temperature,
+    precision: str | None = DEFAULTS.precision,
+    batch_size: int | None = DEFAULTS.batch_size,
+    support: bool = DEFAULTS.support,
+    spacing: str = DEFAULTS.spacing,
+    schedule: str = DEFAULTS.schedule,
+    lag: int | None = DEFAULTS.lag,
     pixel_size_mm: float | tuple[float, float] | None = None,
     return_samples: bool = False,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
     progress: bool = True,
     checkpoint: str | os.PathLike | None = None,
-    lam: float | None = None,
-    iters: int | None = None,
+    lam: float | None = DEFAULTS.lam,
+    iters: int | None = DEFAULTS.iters,
+    normalize: str | None = None,
 ) -> ReconResult:
     """Reconstruct undersampled multi-coil k-space.
 
@@ -133,9 +139,15 @@ def reconstruct(
         0/1 sampling mask broadcastable to ``kspace`` and equal across coils: (W,), (H, W),
         (S, 1, H, W), ... or a :class:`mrirecon.physics.masks.Mask`.
     prior : str or Prior
-        A registry name (``"default"``, ``"default-unet"``; see ``mrirecon priors``), a
-        :func:`mrirecon.prior.load_prior` result, or ``"zero-filled"``, ``"sense"``,
-        ``"l1-wavelet"`` for the classical methods.
+        The diffusion prior: a registry name (``"default"``, ``"default-unet"``; see ``mrirecon
+        priors``), ``CONFIG.yaml:WEIGHTS.pt``, a checkpoint path or a
+        :func:`mrirecon.prior.load_prior` result (every spelling :func:`~mrirecon.prior.load_prior` takes).
+        Classical method names here still work, with a ``DeprecationWarning``: use ``method=``.
+    method : {"zero-filled", "sense", "l1-wavelet"}, optional
+        Run a classical method instead of the diffusion prior (:mod:`mrirecon.recon.classical`).
+    settings : ReconSettings, optional
+        All the options below at once (one validated, frozen object; ``evaluate`` and the CLI
+        build one). Keyword options that differ from their defaults override its fields.
     sens : str, path or array
         Coil sensitivities: a method of :func:`mrirecon.physics.coils.calibrate` (``"auto"``:
         ESPIRiT adapted to the calibration region, JSENSE for tiny regions; ``"espirit"``,
@@ -167,7 +179,7 @@ def reconstruct(
         decomposed diffusion sampler); ``gradient``: the reference's gradient steps.
     scale : float, optional
         Intensity: None = automatic; else ``c = scale / max|Aᴴy|`` (the reference's ``--scale``).
-    normalize : {"volume", "slice"}
+    intensity : {"volume", "slice"}
         Whether the intensity factor is one for the volume (like training) or per slice.
     attention : {"reference", "full"}
         AID window semantics (:mod:`mrirecon.recon.sampler`).
@@ -189,6 +201,16 @@ def reconstruct(
     support : bool
         Keep the diffusion estimate at zero where the coil maps vanish (the data cannot
         constrain it there).
+    spacing : {"skip", "even", "quad"}
+        How the ``steps`` timesteps spread over the 1000 of training: ``skip`` (the reference's
+        ``floor(i·1000/steps)``), ``even``, or ``quad`` (DDIM's quadratic: more steps near the
+        clean image).
+    schedule : {"sequential", "pipelined"}
+        AID priors: finish each slice before the next, or run a wavefront of slices, ``lag``
+        steps apart, in one batched network call per step (:class:`PosteriorSampler`).
+    lag : int, optional
+        Steps between consecutive slices' starts with ``schedule="pipelined"`` (default: a
+        quarter of ``steps``).
     pixel_size_mm : float or (float, float), optional
         The scan's pixel size; compared with the prior's training pixel sizes.
     return_samples : bool
@@ -203,6 +225,8 @@ def reconstruct(
         after each one). If it exists, the run resumes after its last slice, with a result
         equal to an uninterrupted run; it must come from the same data, prior and settings
         (else an error names what differs). Deleted when the reconstruction completes.
+    normalize : str, optional
+        Deprecated name of ``intensity`` (``normalize`` is the metrics' intensity fit).
     lam, iters : float, int, optional
         ``sense``: Tikhonov weight (relative to AᴴA); ``l1-wavelet``: weight relative to
         ``max|Aᴴy|``. Default: :data:`mrirecon.recon.classical.DEFAULT_LAMBDA` (chosen on tuning
@@ -218,12 +242,19 @@ def reconstruct(
         On bad input (one line naming the argument and what was expected).
     """
     t_start = time.perf_counter()
-    settings = ReconSettings(
+    if normalize is not None:
+        import warnings
+
+        warnings.warn("reconstruct(normalize=...) is deprecated: use intensity=...", DeprecationWarning, stacklevel=2)
+        intensity = normalize
+    options = dict(
         steps=steps, n_samples=n_samples, seed=int(seed) if isinstance(seed, np.integer) else seed,
         update=update, eta=eta, temperature=temperature, dc=dc, dc_steps=dc_steps, dc_step_size=dc_step_size,
-        scale=scale, normalize=normalize, attention=attention, first_slice=first_slice, precision=precision,
-        batch_size=batch_size, support=support, lam=lam, iters=iters,
+        scale=scale, intensity=intensity, attention=attention, first_slice=first_slice, precision=precision,
+        batch_size=batch_size, support=support, spacing=spacing, schedule=schedule, lag=lag, lam=lam, iters=iters,
     )  # fmt: skip
+    settings = ReconSettings.build(settings, **options)
+    method, prior = _method(method, prior)
     require(callback is None or callable(callback), f"callback must be callable, got {type(callback).__name__}")
     if checkpoint is not None:
         from mrirecon.files import check_output
@@ -231,7 +262,7 @@ def reconstruct(
         check_output(checkpoint, "checkpoint")  # before any work: a writable place, not a folder
     like_numpy = isinstance(kspace, np.ndarray)
     out_device = kspace.device if isinstance(kspace, torch.Tensor) else torch.device("cpu")
-    classical = isinstance(prior, str) and prior in CLASSICAL_METHODS
+    classical = method is not None
     prior_obj = prior_name = None
     load_s = 0.0
     if classical:
@@ -249,12 +280,25 @@ def reconstruct(
     if load_s:
         prep.info["timings"]["load_prior"] = load_s
     if classical:
-        image = _classical(prior, prep, settings, device)
+        image = _classical(method, prep, settings, device)
         prep.info["timings"]["total"] = time.perf_counter() - t_start
         return ReconResult(image=_out(image, like_numpy, out_device), info=prep.info, maps=_out(prep.maps, like_numpy, out_device))
     check_pixel_size(prior_obj, pixel_size_mm, prep.info)
     samples = _sample(prior_obj, prior_name, prep, settings, twin, callback, progress, checkpoint)
     return _summarise(samples, prep, settings, return_samples, like_numpy, out_device, t_start)
+
+
+def _method(method, prior) -> tuple[str | None, Any]:
+    """(classical method or None, diffusion prior); the old ``prior="sense"`` spelling still works, with a warning."""
+    if method is not None:
+        require(method in CLASSICAL_METHODS, f"method must be one of {CLASSICAL_METHODS} (or None for a diffusion prior), got {method!r}")
+        return method, None
+    if isinstance(prior, str) and prior in CLASSICAL_METHODS:
+        import warnings
+
+        warnings.warn(f"reconstruct(..., prior={prior!r}) is deprecated: use method={prior!r}", DeprecationWarning, stacklevel=3)
+        return prior, None
+    return None, prior
 
 
 def _out(x: torch.Tensor | None, like_numpy: bool, device: torch.device):
@@ -308,11 +352,11 @@ def _diffusion_prior(prior, device, precision) -> tuple[Any, str]:
     """A registry name (loaded here) or a loaded prior (checked) -> (Prior, name for info)."""
     from mrirecon.devices import resolve_device
 
-    if isinstance(prior, str):
-        from mrirecon.prior.registry import resolve_prior
+    if isinstance(prior, (str, os.PathLike)):
+        from mrirecon.prior import load_prior
 
-        p = resolve_prior(prior, device=str(resolve_device(device or "auto")))
-        return p.at_precision(precision or "fp32"), prior
+        p = load_prior(str(prior), device=str(resolve_device(device or "auto")))
+        return p.at_precision(precision or "fp32"), str(prior)
     require(
         hasattr(prior, "epsilon") and hasattr(prior, "schedule"),
         f"prior must be a registry name, a load_prior() result or one of {CLASSICAL_METHODS}, "
@@ -352,9 +396,9 @@ def _first_slice(prior, settings: ReconSettings, twin) -> tuple[str, Any]:
         return mode, None
     require(spec is not None, "first_slice='twin' needs the prior's single-image twin: pass twin=... (a UNet prior)")
     if isinstance(spec, str):
-        from mrirecon.prior.registry import resolve_prior
+        from mrirecon.prior import load_prior
 
-        spec = resolve_prior(spec, device=str(prior.device))
+        spec = load_prior(spec, device=str(prior.device))
     require(
         hasattr(spec, "sequential") and not spec.sequential,
         "twin must be a single-image (UNet) prior",
@@ -382,12 +426,12 @@ def _sample(prior, prior_name, prep: Prepared, settings: ReconSettings, twin, ca
     )
     y, maps, m = prep.y.to(dev), prep.maps.to(dev), prep.mask.to(dev)
     op = SenseOp(maps, m[:, None])
-    c = intensity_factor(op, y, m, settings.scale, settings.normalize)  # (S,)
+    c = intensity_factor(op, y, m, settings.scale, settings.intensity)  # (S,)
     given = None
     if prep.given is not None:
         g = SenseOp(maps[0], torch.ones_like(m[0])).adjoint(prep.given.to(dev))
         c = c.clone()
-        c[0] = (1.0 / g.abs().max()) if settings.normalize == "slice" else c[0]
+        c[0] = (1.0 / g.abs().max()) if settings.intensity == "slice" else c[0]
         given = g * c[0]
     support = map_support(maps) if settings.support else None
     info["support_fraction"] = None if support is None else float(support.float().mean())
@@ -397,12 +441,8 @@ def _sample(prior, prior_name, prep: Prepared, settings: ReconSettings, twin, ca
     def scaled(s: int, i: int, x0: torch.Tensor) -> None:
         callback(s, i, x0 / c[s])
 
-    common = dict(
-        steps=settings.steps, update=settings.update, eta=settings.eta, temperature=settings.temperature,
-        dc_steps=settings.dc_steps, dc_step_size=settings.dc_step_size, dc=settings.dc,
-        precision=settings.precision, progress=progress, callback=scaled if callback is not None else None,
-    )  # fmt: skip
-    sampler = PosteriorSampler(prior, attention=settings.attention, batch_size=settings.batch_size, **common)
+    cb = scaled if callback is not None else None
+    sampler = PosteriorSampler.from_settings(prior, settings, progress=progress, callback=cb)
     yc = y * c[:, None, None, None]
     resume, ckpt = {}, None
     if checkpoint is not None:
@@ -414,7 +454,8 @@ def _sample(prior, prior_name, prep: Prepared, settings: ReconSettings, twin, ca
     with torch.inference_mode():
         if twin_prior is not None and resume.get("done") is None:
             # slice 0 by the single-image twin; the AID chain continues from it (its samples' windows)
-            first = PosteriorSampler(twin_prior.at_precision(settings.precision) if settings.precision else twin_prior, **common)
+            twin_settings = replace(settings, schedule="sequential", lag=None)  # one slice: nothing to pipeline
+            first = PosteriorSampler.from_settings(twin_prior, twin_settings, progress=progress, callback=cb)
             resume["done"] = first.sample_volume(op.select(slice(0, 1)), yc[:1], settings.n_samples, settings.seed,
                                                  support=None if support is None else support[:1])  # fmt: skip
             if ckpt is not None:
@@ -439,6 +480,9 @@ def _sampling_info(prior, prior_name, settings, sampler, mode, given, twin_prior
         given_slices=[0] if given is not None else [],
         twin=getattr(getattr(twin_prior, "config", None), "name", None) if twin_prior is not None else None,
         steps=len(sampler.schedule),
+        spacing=settings.spacing,
+        schedule=sampler.slice_schedule,
+        lag=sampler.lag,
         update=settings.update,
         eta=float(settings.eta) if settings.update == "ddim" else None,
         temperature=float(settings.temperature),
@@ -450,7 +494,7 @@ def _sampling_info(prior, prior_name, settings, sampler, mode, given, twin_prior
         precision=sampler.precision,
         device=str(sampler.device),
         scale=settings.scale,
-        normalize=settings.normalize,
+        intensity=settings.intensity,
         intensity_factor=[float(v) for v in c.cpu()],
         network_grid=list(sampler.grid((H, W))),
         padded=sampler.grid((H, W)) != (H, W),
@@ -499,7 +543,7 @@ def _summarise(samples, prep: Prepared, settings, return_samples, like_numpy, ou
 # files
 
 
-def reconstruct_file(path: str | os.PathLike, mask=None, *, slices=None, **kwargs) -> ReconResult:
+def reconstruct_file(path, mask=None, *, slices=None, **kwargs) -> ReconResult:
     """Reconstruct a fastMRI HDF5 scan (multi-coil or single-coil).
 
     The file is read through :func:`mrirecon.data.prepare_scan`: readout oversampling removed
@@ -509,45 +553,55 @@ def reconstruct_file(path: str | os.PathLike, mask=None, *, slices=None, **kwarg
 
     Parameters
     ----------
-    path : str or PathLike
-        The ``.h5`` file.
-    mask : array or Mask, optional
+    path : str, PathLike or PreparedScan
+        The ``.h5`` file, or the :func:`~mrirecon.data.prepare_scan` result of one (``slices``
+        must then be None).
+    mask : array, Mask or callable, optional
         Retrospective mask for the *cropped* k-space (S, C, H_crop, W) (line masks (W,) or
-        (H, W) with identical rows also fit the uncropped readout). Default: the file's own
-        sampling (fastMRI test/challenge files and other undersampled data).
+        (H, W) with identical rows also fit the uncropped readout), or ``mask(scan) -> Mask``
+        (e.g. ``lambda s: s.retrospective_mask("equispaced", 4)``, seeded by the file name).
+        Default: the file's own sampling (fastMRI test/challenge files and other undersampled
+        data). A mask for an undersampled file is refused.
     slices : list of int, str or None
         Slices to reconstruct (all by default; a ``--slices`` spec such as ``"center:4"``);
         slice 0 of the selection is "slice 0" for ``first_slice``.
     **kwargs
-        Passed to :func:`reconstruct`.
+        Passed to :func:`reconstruct` (``method=``, ``settings=``, ...).
 
     Returns
     -------
     ReconResult
         As :func:`reconstruct` (numpy arrays), with ``reference`` (S, H_r, W_r) float32 when the
-        file has one and ``info["file"]``, ``info["slices"]``.
+        file has one and ``info["file"]``, ``info["slices"]``, ``info["num_slices"]``,
+        ``info["recon_size"]``, ``info["mask_source"]``.
     """
-    from mrirecon.data.scan import prepare_scan
+    from mrirecon.data.scan import PreparedScan, prepare_scan
 
-    scan = prepare_scan(path, slices)
+    if isinstance(path, PreparedScan):
+        require(slices is None, "slices= selects slices of a file; a prepared scan has its own")
+        scan = path
+    else:
+        scan = prepare_scan(path, slices)
+    path = scan.path
     if mask is None:
         require(
             scan.acquired_mask is not None,
             f"{path}: the file is fully sampled and no mask was given; pass mask= (e.g. mrirecon.make_mask(...))",
         )
-        mask = scan.acquired_mask
+        mask, source = scan.acquired_mask, "acquired"
     else:
         if scan.acquired_mask is not None:
             raise MrireconError(
                 f"{path} is already undersampled ({int(scan.acquired_mask.sum())}/{scan.shape[1]} lines); "
-                "reconstruct it as acquired (mask=None)"
+                "reconstruct it as acquired (mask=None; on the command line, without --mask/--mask-file)"
             )
-        mask = _fit_line_mask(mask, scan.shape, path)
+        mask = _fit_line_mask(mask(scan) if callable(mask) else mask, scan.shape, path)
+        source = "retrospective"
     kwargs.setdefault("pixel_size_mm", scan.pixel_size_mm)
     result = reconstruct(scan.kspace, mask, **kwargs)
     result.reference = scan.reference
-    result.info.update(file=str(Path(path)), slices=scan.slices, readout_crop=list(scan.readout),
-                       reference_max=scan.reference_max)  # fmt: skip
+    result.info.update(file=str(Path(path)), slices=scan.slices, num_slices=scan.num_slices, readout_crop=list(scan.readout),
+                       recon_size=list(scan.recon_size), reference_max=scan.reference_max, mask_source=source)  # fmt: skip
     return result
 
 

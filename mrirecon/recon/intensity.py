@@ -17,7 +17,7 @@ measurement is multiplied by a factor ``c`` and the result divided by it:
   instead of the reference's hand-tuned ``--scale`` 0.15–0.3 (its ``scripts/recon_func.sh``).
 * ``scale=s``: ``c = s / max|Aᴴy|``, the reference's ``--scale`` semantics.
 
-``normalize="volume"`` (default) takes the max over the whole volume, like training;
+``intensity="volume"`` (default) takes the max over the whole volume, like training;
 ``"slice"`` per slice, like the reference's reconstruction script.
 """
 
@@ -55,7 +55,7 @@ def sampling_density(mask: np.ndarray) -> np.ndarray:
     return np.clip(d, 1e-6, 1.0)
 
 
-def intensity_factor(op: SenseOp, y: torch.Tensor, mask: torch.Tensor, scale: float | None, normalize: str) -> torch.Tensor:
+def intensity_factor(op: SenseOp, y: torch.Tensor, mask: torch.Tensor, scale: float | None, span: str) -> torch.Tensor:
     """Factor ``c`` (S,) float32 taking measurements into the prior's range (module docstring).
 
     Parameters
@@ -65,7 +65,7 @@ def intensity_factor(op: SenseOp, y: torch.Tensor, mask: torch.Tensor, scale: fl
     y : Tensor (S, C, H, W)
     mask : Tensor (S or 1, H, W)
     scale : float or None
-    normalize : {"volume", "slice"}
+    span : {"volume", "slice"}
     """
     S = y.shape[0]
     peak = op.adjoint(y).abs().flatten(1).amax(1)  # (S,)
@@ -79,7 +79,7 @@ def intensity_factor(op: SenseOp, y: torch.Tensor, mask: torch.Tensor, scale: fl
             w = torch.from_numpy((m / sampling_density(m)).astype(np.float32)).to(y.device)
             peak_dc = SenseOp(op.maps[rows], w).adjoint(y[rows]).abs().flatten(1).amax(1)
             peak[rows] = torch.sqrt(peak[rows] * peak_dc)
-    if normalize == "volume":
+    if span == "volume":
         peak = peak.amax().expand(S)
     require(bool((peak > 0).all()), "the zero-filled image is all zero: kspace holds no signal where the mask samples")
     return ((1.0 if scale is None else float(scale)) / peak).to(torch.float32)

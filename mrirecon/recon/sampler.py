@@ -51,6 +51,7 @@ from mrirecon.physics.operators import SenseOp
 from mrirecon.prior.api import ATTENTION_MODES, PRECISIONS
 from mrirecon.prior.context import SliceWindow
 from mrirecon.progress import StepProgress
+from mrirecon.recon.settings import DEFAULTS
 from mrirecon.recon.steps import DC_METHODS, StepSchedule, UpdateRule, data_consistency, make_update, predict_x0
 
 __all__ = ["SLICE_SCHEDULES", "DataConsistency", "PosteriorSampler", "default_lag", "slice_seed"]
@@ -140,6 +141,9 @@ class PosteriorSampler:
         Network precision (default: the prior's own); the update maths stays fp32.
     timesteps : sequence of int, optional
         Explicit descending timesteps instead of ``steps``.
+    spacing : {"skip", "even", "quad"}
+        How ``steps`` timesteps are spread over the schedule (:meth:`DiffusionSchedule.respace`;
+        ``skip`` is the reference's).
     slice_schedule : {"sequential", "pipelined"}
         Sequential priors: finish slice s before starting s+1, or advance a wavefront in which
         slice s+1 starts ``lag`` steps after slice s, conditioned on the current data-consistent
@@ -159,18 +163,19 @@ class PosteriorSampler:
         self,
         prior,
         *,
-        steps: int = 100,
-        update: str | UpdateRule = "reference",
-        eta: float = 0.0,
-        temperature: float = 1.0,
-        dc_steps: int = 8,
-        dc_step_size: float = 1.0,
-        dc: str = "cg",
-        attention: str = "reference",
+        steps: int = DEFAULTS.steps,
+        update: str | UpdateRule = DEFAULTS.update,
+        eta: float = DEFAULTS.eta,
+        temperature: float = DEFAULTS.temperature,
+        dc_steps: int = DEFAULTS.dc_steps,
+        dc_step_size: float = DEFAULTS.dc_step_size,
+        dc: str = DEFAULTS.dc,
+        attention: str = DEFAULTS.attention,
         batch_size: int | None = None,
         precision: str | None = None,
         timesteps=None,
-        slice_schedule: str = "sequential",
+        spacing: str = DEFAULTS.spacing,
+        slice_schedule: str = DEFAULTS.schedule,
         lag: int | None = None,
         progress: bool = False,
         callback: Callback | None = None,
@@ -202,7 +207,7 @@ class PosteriorSampler:
         self.sequential = bool(prior.sequential)
         self.device = torch.device(prior.device)
         table = np.asarray(prior.schedule.alphas_cumprod, dtype=np.float64)
-        self.schedule = StepSchedule.from_alphas_cumprod(table, prior.schedule.respace(steps) if timesteps is None else timesteps)
+        self.schedule = StepSchedule.from_alphas_cumprod(table, prior.schedule.respace(steps, spacing) if timesteps is None else timesteps)
         self.rule = update if isinstance(update, UpdateRule) else make_update(update, eta, temperature)
         self.slice_schedule = slice_schedule if prior.sequential else "sequential"  # UNet: all slices batched anyway
         self.lag = (default_lag(len(self.schedule)) if lag is None else int(lag)) if self.slice_schedule == "pipelined" else None
@@ -214,6 +219,16 @@ class PosteriorSampler:
         self.network_calls = 0
         self.network_images = 0
         self.slice_seconds: list[float] = []
+
+    @classmethod
+    def from_settings(cls, prior, settings, **kwargs) -> "PosteriorSampler":
+        """The sampler a :class:`~mrirecon.recon.settings.ReconSettings` describes (``kwargs``: progress, callback, ...)."""
+        return cls(
+            prior, steps=settings.steps, update=settings.update, eta=settings.eta, temperature=settings.temperature,
+            dc_steps=settings.dc_steps, dc_step_size=settings.dc_step_size, dc=settings.dc, attention=settings.attention,
+            batch_size=settings.batch_size, precision=settings.precision, spacing=settings.spacing, slice_schedule=settings.schedule,
+            lag=settings.lag, **kwargs,
+        )  # fmt: skip
 
     # -- public ---------------------------------------------------------------------------------
 

@@ -10,20 +10,18 @@ refused naming the fields that differ.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from mrirecon.errors import check_choice, nonnegative_int, positive_int, positive_number, require
-from mrirecon.prior.api import ATTENTION_MODES, PRECISIONS
-from mrirecon.recon.sampler import SLICE_SCHEDULES
-from mrirecon.recon.steps import DC_METHODS
 
-__all__ = ["FIRST_SLICE", "NORMALIZE", "UPDATES", "ReconSettings"]
+__all__ = ["DEFAULTS", "FIRST_SLICE", "INTENSITY", "UPDATES", "ReconSettings"]
 
 #: How slice 0 of a sequential prior is reconstructed: a cold start (a zero context frame), given
 #: fully sampled (the paper's protocol; excluded from metrics), by the prior's single-image twin,
 #: or ``auto`` (the twin when one is known, else cold).
 FIRST_SLICE = ("auto", "cold", "given", "twin")
-NORMALIZE = ("volume", "slice")
+#: The span of the intensity factor that takes the data into the prior's range.
+INTENSITY = ("volume", "slice")
 UPDATES = ("reference", "ddim")
 
 
@@ -41,18 +39,26 @@ class ReconSettings:
     dc_steps: int = 8
     dc_step_size: float = 1.0
     scale: float | None = None
-    normalize: str = "volume"
+    intensity: str = "volume"
     attention: str = "reference"
     first_slice: str = "auto"
     precision: str | None = None
     batch_size: int | None = None
     support: bool = True
+    spacing: str = "skip"
     schedule: str = "sequential"
     lag: int | None = None
     lam: float | None = None
     iters: int | None = None
 
     def __post_init__(self) -> None:
+        # the choices live with the code that implements them (imported here: the CLI reads the
+        # defaults at start-up without loading torch)
+        from mrirecon.prior.api import ATTENTION_MODES, PRECISIONS
+        from mrirecon.prior.schedule import RESPACINGS
+        from mrirecon.recon.sampler import SLICE_SCHEDULES
+        from mrirecon.recon.steps import DC_METHODS
+
         positive_int(self.steps, "steps")
         positive_int(self.n_samples, "n_samples")
         require(
@@ -75,7 +81,7 @@ class ReconSettings:
             self.scale is None or (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0),
             f"scale must be None (automatic) or a number > 0, got {self.scale!r}",
         )
-        check_choice(self.normalize, NORMALIZE, "normalize")
+        check_choice(self.intensity, INTENSITY, "intensity")
         check_choice(self.attention, ATTENTION_MODES, "attention")
         check_choice(self.first_slice, FIRST_SLICE, "first_slice")
         if self.precision is not None:
@@ -83,6 +89,7 @@ class ReconSettings:
         if self.batch_size is not None:
             positive_int(self.batch_size, "batch_size")
         require(isinstance(self.support, bool), f"support must be True or False, got {self.support!r}")
+        check_choice(self.spacing, RESPACINGS, "spacing")
         check_choice(self.schedule, SLICE_SCHEDULES, "schedule")
         if self.lag is not None:
             positive_int(self.lag, "lag")
@@ -91,6 +98,15 @@ class ReconSettings:
             positive_number(self.lam, "lam")
         if self.iters is not None:
             positive_int(self.iters, "iters")
+
+    @classmethod
+    def build(cls, base: "ReconSettings | None" = None, **options) -> "ReconSettings":
+        """``base`` (default: the defaults) with the ``options`` that differ from the defaults applied."""
+        if base is None:
+            return cls(**options)
+        require(isinstance(base, cls), f"settings must be a ReconSettings, got {type(base).__name__}")
+        changed = {k: v for k, v in options.items() if v != getattr(DEFAULTS, k)}
+        return replace(base, **changed) if changed else base
 
     def require_data_consistency(self) -> None:
         """Diffusion priors must see the data: ``dc_steps >= 1``."""
@@ -104,6 +120,25 @@ class ReconSettings:
         """JSON-ready fields that change a diffusion reconstruction's numbers."""
         d = asdict(self)
         d.pop("lam"), d.pop("iters")  # classical methods only
-        if self.schedule == "sequential":  # the fields came later: a sequential run's fingerprint is unchanged
-            d.pop("schedule"), d.pop("lag")
+        d["normalize"] = d.pop("intensity")  # its name in checkpoints written before the rename
+        for later in ("spacing", "schedule", "lag"):  # fields added later: at their defaults the fingerprint is unchanged
+            if d[later] == getattr(DEFAULTS, later):
+                d.pop(later)
         return d
+
+
+class _Defaults:
+    """The defaults of :class:`ReconSettings` as attributes (``DEFAULTS.steps``), read without building one."""
+
+    def __getattr__(self, name: str):
+        field_ = ReconSettings.__dataclass_fields__.get(name)
+        if field_ is None:
+            raise AttributeError(name)
+        return field_.default
+
+    def __repr__(self) -> str:
+        return "DEFAULTS(" + ", ".join(f"{k}={v.default!r}" for k, v in ReconSettings.__dataclass_fields__.items()) + ")"
+
+
+#: The default settings: each default value is written once, in :class:`ReconSettings`.
+DEFAULTS = _Defaults()
