@@ -200,6 +200,156 @@ def run_model(name, prior, origin, args, device, rows) -> None:
         rows[-1]["speedup"] = r["slice_samples_per_s"] / base["slice_samples_per_s"]
 
 
+# -- quality per network call, and the pipelined schedule, on held-out volumes -------------------
+
+#: Sampler settings of the PSNR-vs-network-calls study: (label, steps, overrides of ReconSettings).
+#: The baseline ladder first (25 ... 400 steps, the defaults otherwise), then candidates at 100
+#: and 50 steps; a time limit cuts the list, in this order.
+CURVE = (
+    ("default", 100, {}), ("default", 400, {}), ("default", 50, {}), ("default", 25, {}), ("default", 200, {}),
+    ("quad spacing", 100, {"spacing": "quad"}),
+    ("ddim eta 0", 100, {"update": "ddim", "eta": 0.0}),
+    ("ddim eta 0.5", 100, {"update": "ddim", "eta": 0.5}),
+    ("temperature 0.8", 100, {"temperature": 0.8}),
+    ("cg 16", 100, {"dc_steps": 16}),
+    ("quad + ddim eta 0.5", 100, {"spacing": "quad", "update": "ddim", "eta": 0.5}),
+    ("even spacing", 100, {"spacing": "even"}),
+    ("quad spacing", 50, {"spacing": "quad"}),
+    ("ddim eta 0", 50, {"update": "ddim", "eta": 0.0}),
+    ("ddim eta 0.5", 50, {"update": "ddim", "eta": 0.5}),
+    ("temperature 0.8", 50, {"temperature": 0.8}),
+)  # fmt: skip
+
+
+def heldout_scans(path: Path | None, volumes: int, slices: int, size: int, coils: int = 8):
+    """(name, truth (S, H, W) complex, k-space (S, C, H, W), 4x equispaced fastMRI mask) of held-out volumes.
+
+    ``path``: a ``.npz`` of complex volumes (``scripts/make_heldout.py``: subjects no prior was
+    trained on); None: MNI-free analytic phantoms (the smoke run). Coils and noise are simulated
+    (8 coils, 30 dB), seeded by the volume's index.
+    """
+    from mrirecon.data.simulate import phantom_volume, simulate_scan
+    from mrirecon.physics.masks import make_mask
+
+    if path is not None:
+        with np.load(path) as z:
+            vols = [(k, z[k]) for k in sorted(z.files)[:volumes]]
+    else:
+        vols = [(f"phantom_{i}", phantom_volume(slices, size, size, seed=i)) for i in range(volumes)]
+    out = []
+    for i, (name, vol) in enumerate(vols):
+        mid = vol.shape[0] // 2
+        vol = vol[max(0, mid - slices // 2) : max(0, mid - slices // 2) + slices]
+        sim = simulate_scan(vol, coils=coils, snr_db=30, oversample=1, seed=i)
+        mask = make_mask("equispaced", vol.shape[-2:], 4, seed=i).mask
+        out.append((name, sim.image, sim.kspace, mask))
+    return out
+
+
+def study_maps(scans, device: str) -> dict:
+    """The default coil maps of each held-out scan, estimated once (every sampler setting sees the same)."""
+    from mrirecon.recon import reconstruct
+
+    return {name: reconstruct(k, m, method="zero-filled", progress=False, device=device).maps for name, _, k, m in scans}
+
+
+def _sample_psnrs(truth, samples) -> list[float]:
+    """PSNR of each posterior sample (one chain each: a seed's worth) against the truth, fastMRI conventions."""
+    from mrirecon.metrics import evaluate
+
+    return [evaluate(np.abs(truth), np.asarray(x)).psnr for x in samples]
+
+
+def curve(args, device: str) -> list[dict]:
+    """PSNR vs network calls per slice, both priors, ``args.seeds`` chains per volume (one batch)."""
+    from rich.console import Console
+
+    from mrirecon.prior import load_prior
+    from mrirecon.recon import ReconSettings, reconstruct
+
+    console = Console(stderr=True)
+    scans = heldout_scans(args.heldout, args.volumes, args.slices, args.size)
+    maps = study_maps(scans, device)
+    priors = {spec: load_prior(spec, device=device) for spec in args.priors}
+    plan = CURVE[: args.configs] if args.configs else CURVE
+    rows, t0 = [], time.perf_counter()
+    for label, steps, over in plan:  # config-major: a time limit cuts both priors alike
+        for spec, prior in priors.items():
+            if args.time_limit and time.perf_counter() - t0 > args.time_limit:
+                rows.append(dict(prior=spec, config=label, nfe=steps, status="not run (time limit)"))
+                continue
+            settings = ReconSettings(steps=max(1, steps // args.step_divisor), n_samples=args.seeds, seed=0, **over)
+            psnrs, tic = [], time.perf_counter()
+            for name, truth, kspace, mask in scans:
+                res = reconstruct(kspace, mask, prior, settings=settings, sens=maps[name], return_samples=True,
+                                  progress=False, device=device)  # fmt: skip
+                psnrs += _sample_psnrs(truth, res.samples)
+            sync(device)
+            seconds = time.perf_counter() - tic
+            rows.append(dict(prior=spec, config=label, nfe=settings.steps, status="ok", psnr=float(np.mean(psnrs)),
+                             psnr_std=float(np.std(psnrs, ddof=1)) if len(psnrs) > 1 else 0.0, n=len(psnrs),
+                             seconds=seconds, volumes=len(scans)))  # fmt: skip
+            console.print(f"  {spec} {label} @{settings.steps}: {rows[-1]['psnr']:.2f} ± {rows[-1]['psnr_std']:.2f} dB ({seconds:.1f} s)")
+    return rows
+
+
+def pipelined(args, device: str) -> list[dict]:
+    """Sequential vs pipelined AID sampling: slices/s, network calls, PSNR (``args.seeds`` chains)."""
+    from rich.console import Console
+
+    from mrirecon.prior import load_prior
+    from mrirecon.recon import ReconSettings, reconstruct
+
+    console = Console(stderr=True)
+    scans = heldout_scans(args.heldout, args.volumes, args.slices, args.size)
+    prior = load_prior(args.priors[0], device=device)
+    steps = max(1, 100 // args.step_divisor)
+    variants = [("sequential", None)] + [("pipelined", lag) for lag in sorted({max(1, steps // d) for d in (2, 4, 10)}, reverse=True)]
+    maps = study_maps(scans, device)
+    reconstruct(scans[0][2][:1], scans[0][3], prior, steps=1, sens=maps[scans[0][0]][:1], progress=False, device=device)  # warm-up
+    rows = []
+    for schedule, lag in variants:
+        settings = ReconSettings(steps=steps, n_samples=args.seeds, schedule=schedule, lag=lag)
+        psnrs, calls, slices, seconds = [], 0, 0, 0.0
+        for name, truth, kspace, mask in scans:
+            res = reconstruct(kspace, mask, prior, settings=settings, sens=maps[name], return_samples=True, progress=False,
+                              device=device)  # fmt: skip
+            seconds += res.info["timings"]["sampling"]
+            calls += res.info["network_evals"]
+            slices += kspace.shape[0]
+            psnrs += _sample_psnrs(truth, res.samples)
+        rows.append(dict(prior=args.priors[0], schedule=schedule, lag=lag, steps=steps, device=device,
+                         slices_per_s=slices / seconds, network_calls=calls, slices=slices,
+                         psnr=float(np.mean(psnrs)), psnr_std=float(np.std(psnrs, ddof=1)) if len(psnrs) > 1 else 0.0,
+                         n=len(psnrs)))  # fmt: skip
+        console.print(f"  {schedule} lag {lag}: {rows[-1]['slices_per_s']:.2f} slices/s, {calls} calls, {rows[-1]['psnr']:.2f} dB")
+    return rows
+
+
+def print_study(curve_rows: list[dict], pipe_rows: list[dict], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 130))
+    if curve_rows:
+        t = Table(title=f"PSNR vs network calls per slice ({title})")
+        for col in ("prior", "sampler", "calls / slice", "PSNR (dB)", "± sd", "n", "seconds"):
+            t.add_column(col, justify="left" if col in ("prior", "sampler") else "right")
+        for r in sorted(curve_rows, key=lambda r: (r["prior"], r["config"] != "default", r["nfe"], r["config"])):
+            ok = r["status"] == "ok"
+            t.add_row(r["prior"], r["config"], str(r["nfe"]), f"{r['psnr']:.2f}" if ok else r["status"],
+                      f"{r['psnr_std']:.2f}" if ok else "", str(r.get("n", "")), f"{r['seconds']:.1f}" if ok else "")  # fmt: skip
+        console.print(t)
+    if pipe_rows:
+        t = Table(title=f"Pipelined vs sequential AID ({title})")
+        for col in ("schedule", "lag", "steps", "device", "slices / s", "network calls", "PSNR (dB)", "± sd", "n"):
+            t.add_column(col, justify="left" if col in ("schedule", "device") else "right")
+        for r in pipe_rows:
+            t.add_row(r["schedule"], str(r["lag"] or "-"), str(r["steps"]), r["device"], f"{r['slices_per_s']:.2f}",
+                      str(r["network_calls"]), f"{r['psnr']:.2f}", f"{r['psnr_std']:.2f}", str(r["n"]))  # fmt: skip
+        console.print(t)
+
+
 def main(argv=None) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -213,11 +363,33 @@ def main(argv=None) -> int:
     p.add_argument("--full", action="store_true", help="also run the official 320 architecture on the CPU")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", type=Path, default=Path("bench_recon.json"))
+    study = p.add_argument_group("quality study (--curve, --pipelined): held-out volumes, both priors")
+    study.add_argument("--curve", action="store_true", help="PSNR vs network calls per slice (CURVE)")
+    study.add_argument("--pipelined", action="store_true", help="pipelined vs sequential AID")
+    study.add_argument("--heldout", type=Path, default=None, help=".npz of held-out complex volumes (default: phantoms)")
+    study.add_argument("--priors", default="anatomy,anatomy-unet", help="AID prior first, then the UNet prior")
+    study.add_argument("--volumes", type=int, default=2)
+    study.add_argument("--size", type=int, default=128, help="phantom size without --heldout")
+    study.add_argument("--seeds", type=int, default=2, help="chains per volume (posterior samples, one batch)")
+    study.add_argument("--configs", type=int, default=0, help="only the first N of CURVE (0: all)")
+    study.add_argument("--step-divisor", type=int, default=1, help="divide every step count (smoke runs)")
+    study.add_argument("--time-limit", type=float, default=0.0, help="seconds; later curve rows are not run")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     cuda = torch.cuda.is_available()
     device = ("cuda" if cuda else "cpu") if args.device == "auto" else args.device
+    if args.curve or args.pipelined:
+        args.priors = [q for q in args.priors.split(",") if q]
+        curve_rows = curve(args, device) if args.curve else []
+        pipe_rows = pipelined(args, device) if args.pipelined else []
+        title = f"{args.heldout.name if args.heldout else 'phantoms'}, {args.volumes} volumes x {args.slices} slices, {args.seeds} chains, {device}"
+        print_study(curve_rows, pipe_rows, title)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"title": title, "curve": curve_rows, "pipelined": pipe_rows,
+                                        "gpu": torch.cuda.get_device_name(0) if cuda else None}, indent=2) + "\n")  # fmt: skip
+        Console(stderr=True).print(f"wrote {args.out}")
+        return 0
 
     rows: list[dict] = []
     if not device.startswith("cuda") or args.full:

@@ -7,12 +7,15 @@
 Steps (each one's failure is recorded and the next still runs):
 
 1. ``pytest -m cuda``: every CUDA-only test (they skip without a GPU);
-2. ``benchmarks/bench_physics.py`` (SENSE and ESPIRiT, GPU against SigPy on the CPU),
+2. ``benchmarks/bench_recon.py --curve --pipelined``: PSNR per network call of sampler settings
+   and the pipelined schedule, on the held-out volumes of ``--heldout`` (carried along), both
+   anatomy priors, time-boxed;
+3. ``benchmarks/bench_physics.py`` (SENSE and ESPIRiT, GPU against SigPy on the CPU),
    ``benchmarks/bench_prior.py`` (the official 320² AID architecture, random weights, fp32 /
    tf32 / bf16, ``torch.compile``, network TFLOP/s against the bf16 matmul peak measured in the
    same run) and ``benchmarks/bench_recon.py`` (mrirecon batched over slices and samples
    against a straight port of the reference loop, at equal steps);
-3. a training probe of the bundled pair: steps/s at a useful batch size with bf16; with
+4. a training probe of the bundled pair: steps/s at a useful batch size with bf16; with
    ``--train-minutes N`` it fine-tunes each bundled prior for N minutes and writes the weights
    (``aid.safetensors``, ``unet.safetensors``) for a later session to evaluate and ship.
 
@@ -98,11 +101,13 @@ def markdown(result: dict) -> str:
     lines = ["# mrirecon device run", "", f"device: {result['device']}", "", "| step | status | seconds |", "|---|---|---:|"]
     for s in result["steps"]:
         lines.append(f"| {s['name']} | {'ok' if s['rc'] == 0 else 'exit ' + str(s['rc'])} | {s['seconds']:.1f} |")
-    for key, title in (("bench_physics", "Physics"), ("bench_prior", "Prior"), ("bench_recon", "Sampler")):
-        rows = (result.get(key) or {}).get("rows") or (result.get(key) or {}).get("results") or []
+    for key, title in (("bench_physics", "Physics"), ("bench_prior", "Prior"), ("bench_recon", "Sampler"),
+                       ("bench_quality", "Quality per network call")):
+        got = result.get(key) or {}
+        rows = got.get("rows") or got.get("results") or got.get("curve", []) + got.get("pipelined", [])
         if not rows:
             continue
-        cols = [c for c in rows[0] if not isinstance(rows[0][c], (list, dict))]
+        cols = list(dict.fromkeys(c for r in rows for c in r if not isinstance(r[c], (list, dict))))
         lines += ["", f"## {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for r in rows:
             lines.append("| " + " | ".join(f"{r.get(c):.4g}" if isinstance(r.get(c), float) else str(r.get(c)) for c in cols) + " |")
@@ -120,6 +125,8 @@ def main(argv=None) -> int:
     p.add_argument("--train-minutes", type=float, default=0.0, help="fine-tune each bundled prior this long")
     p.add_argument("--batch", type=int, default=64, help="training probe batch size (GPU)")
     p.add_argument("--data", default=None, help="train.npz of the bundled priors' data stage")
+    p.add_argument("--heldout", default=None, help="held-out volumes (.npz) of the quality study (bench_recon --curve)")
+    p.add_argument("--budget", type=float, default=540.0, help="seconds for the whole run (the device's limit is 600)")
     p.add_argument("--work", default="/tmp/mrirecon_device_work", help="scratch folder (not returned)")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -139,24 +146,39 @@ def main(argv=None) -> int:
         print("no CUDA device: use --dry-run on a CPU machine", file=sys.stderr)
         return 2
     d = args.dry_run
+    held = ["--heldout", args.heldout] if args.heldout else []
     plan = [
-        ("cuda tests", [py, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests"], 240),
+        ("cuda tests", [py, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests"], 110),
+        ("bench_quality", [py, "benchmarks/bench_recon.py", "--curve", "--pipelined", "--out", str(tmp / "bench_quality.json")]
+         + (["--device", "cpu", "--priors", "default,default-unet", "--volumes", "1", "--slices", "2", "--size", "32",
+             "--configs", "2", "--step-divisor", "50"] if d
+            else ["--device", "cuda", "--volumes", "2", "--slices", "4", "--time-limit", "170"] + held), 240),
         ("bench_physics", [py, "benchmarks/bench_physics.py", "--out", str(tmp / "bench_physics.json")]
-         + (["--quick", "--size", "64", "--coils", "4"] if d else ["--slices", "16", "--espirit-slices", "4"]), 150),
-        ("bench_prior", [py, "benchmarks/bench_prior.py", "--out", str(tmp / "bench_prior.json"), "--matmul-peak"]
-         + (["--quick", "--devices", "cpu", "--precisions", "fp32", "--attention", "reference", "--repeats", "1",
-             "--warmup", "0"] if d else ["--devices", "cuda", "--precisions", "fp32,tf32,bf16", "--compile"]), 150),
+         + (["--quick", "--size", "64", "--coils", "4"] if d else ["--slices", "16", "--espirit-slices", "2", "--repeats", "1", "--l1-slices", "2"]), 70),
         ("bench_recon", [py, "benchmarks/bench_recon.py", "--out", str(tmp / "bench_recon.json")]
          + (["--device", "cpu", "--steps", "1", "--slices", "1", "--samples", "2", "--quick"] if d
-            else ["--device", "cuda", "--steps", "20", "--slices", "4", "--samples", "4"]), 150),
+            else ["--device", "cuda", "--steps", "10", "--slices", "4", "--samples", "4"]), 60),
+        ("bench_prior", [py, "benchmarks/bench_prior.py", "--out", str(tmp / "bench_prior.json"), "--matmul-peak"]
+         + (["--quick", "--devices", "cpu", "--precisions", "fp32", "--attention", "reference", "--repeats", "1",
+             "--warmup", "0"] if d else ["--devices", "cuda", "--precisions", "fp32,tf32,bf16"]), 50),
     ]  # fmt: skip
+    def write() -> None:  # after every step: a run stopped at the device's limit still returns what it did
+        (out / "device_run.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out / "device_run.md").write_text(markdown(result))
+
+    deadline = time.perf_counter() + args.budget
     with open(out / "device_run.log", "w") as log:
         for name, cmd, timeout in plan:
-            rc, seconds = run(cmd, log, timeout)
+            left = deadline - time.perf_counter() - 45  # keep time for the training probe
+            if left < 20:
+                result["steps"].append({"name": name, "rc": 125, "seconds": 0.0, "note": "no time left"})
+                continue
+            rc, seconds = run(cmd, log, min(timeout, left))
             result["steps"].append({"name": name, "rc": rc, "seconds": seconds})
             f = tmp / f"{name}.json"
             if f.exists():
                 result[name] = json.loads(f.read_text())
+            write()
         tic = time.perf_counter()
         try:
             result["training"] = training_probe(args, log)
@@ -165,8 +187,7 @@ def main(argv=None) -> int:
             log.write(f"training probe failed: {type(e).__name__}: {e}\n")
             rc = 1
         result["steps"].append({"name": "training probe", "rc": rc, "seconds": time.perf_counter() - tic})
-    (out / "device_run.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "device_run.md").write_text(markdown(result))
+    write()
     print(markdown(result))
     return 0 if all(s["rc"] == 0 for s in result["steps"]) else 1
 

@@ -344,6 +344,34 @@ def test_cuda_reconstruction_is_data_consistent_and_seeded(precision):
     torch.testing.assert_close(a.image, b.image, rtol=1e-3, atol=1e-4 * float(a.image.abs().max()))
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("method", ["sense", "l1-wavelet"])
+def test_cuda_classical_methods_stay_on_the_gpu_and_match_the_cpu(method):
+    """Maps, operator and solver run on the GPU (L1-wavelet's wavelet too); the result equals the CPU one."""
+    sim = phase_scan(2)
+    m = make_mask("equispaced", (32, 32), 3, seed=0, acs_lines=8).mask
+    gpu = reconstruct(torch.from_numpy(sim.kspace).cuda(), m, method=method, sens="direct", lam=1e-3, progress=False)
+    cpu = reconstruct(sim.kspace, m, method=method, sens="direct", lam=1e-3, progress=False)
+    assert gpu.image.device.type == "cuda" and gpu.info["device"].startswith("cuda")
+    rel = float(np.linalg.norm(gpu.image.cpu().numpy() - cpu.image) / np.linalg.norm(cpu.image))
+    assert rel < 1e-3, rel
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_pipelined_schedule_runs_batched():
+    d = FIXTURES / "causal_tiny"
+    gpu = load_prior(config=d / "config.yaml", weights=d / "model.pt", device="cuda")
+    sim = phase_scan(4)
+    m = make_mask("equispaced", (32, 32), 3, seed=0, acs_lines=6).mask
+    kw = dict(prior=gpu, sens=sim.maps, steps=4, first_slice="cold", progress=False)
+    seq = reconstruct(sim.kspace, m, **kw)
+    pipe = reconstruct(sim.kspace, m, schedule="pipelined", lag=1, **kw)
+    assert pipe.info["network_evals"] == 4 + 3 < seq.info["network_evals"] == 16
+    assert misfit(torch.from_numpy(pipe.image), sim.maps, m, sim.kspace) < 1e-3
+
+
 def test_readout_oversampled_kspace_is_reported(scan, mask):
     """Raw fastMRI k-space (2x readout) passed to reconstruct: a warning says to crop it."""
     sim = simulate_scan(phantom_volume(1, 32, 32, seed=5), coils=4, snr_db=40, oversample=2, seed=5)

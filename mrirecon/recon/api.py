@@ -45,7 +45,7 @@ import torch
 from mrirecon.errors import MrireconError, require
 from mrirecon.physics.operators import SenseOp, sense_operator
 from mrirecon.recon.methods import CLASSICAL_METHODS
-from mrirecon.recon.prepare import Prepared, _warn, check_pixel_size, prepare
+from mrirecon.recon.prepare import Prepared, check_pixel_size, note_warning, prepare
 from mrirecon.recon.settings import DEFAULTS, ReconSettings
 
 __all__ = ["CLASSICAL_METHODS", "ReconResult", "ReconSettings", "reconstruct", "reconstruct_file"]
@@ -415,7 +415,7 @@ def _sample(prior, prior_name, prep: Prepared, settings: ReconSettings, twin, ca
     S, C, H, W = prep.y.shape
     if prep.maps.ndim == 5:  # the priors model one image per slice: the first set of maps
         prep.maps = prep.maps[:, 0].contiguous()
-        _warn(info, "the diffusion priors use the first of the two sets of ESPIRiT maps (soft-SENSE is for the classical methods)")
+        note_warning(info, "the diffusion priors use the first of the two sets of ESPIRiT maps (soft-SENSE is for the classical methods)")
     dev = torch.device(prior.device)
     mode, twin_prior = _first_slice(prior, settings, twin)
     maxsens = float((prep.maps.abs() ** 2).sum(1).max())

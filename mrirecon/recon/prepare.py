@@ -23,7 +23,7 @@ import torch
 from mrirecon.errors import check_finite, require
 from mrirecon.recon.settings import ReconSettings
 
-__all__ = ["PIXEL_SIZE_TOLERANCE", "Prepared", "check_pixel_size", "prepare"]
+__all__ = ["PIXEL_SIZE_TOLERANCE", "Prepared", "check_pixel_size", "note_warning", "prepare"]
 
 #: A scan whose pixel size differs from the prior's training range by more than this factor is reported.
 PIXEL_SIZE_TOLERANCE = 1.5
@@ -45,7 +45,7 @@ def _as_kspace(kspace) -> torch.Tensor:
     require(t.is_complex(), f"kspace must be complex, got dtype {t.dtype}")
     require(t.numel() > 0, f"kspace is empty, shape {tuple(t.shape)}")
     check_finite(t, "kspace")
-    t = t.detach().to("cpu", torch.complex64)  # maps and scale are computed on the host once
+    t = t.detach().to(dtype=torch.complex64)
     require(bool(torch.isfinite(t).all()), "kspace overflows float32 (|values| > 3.4e38); rescale it")
     require(bool((t != 0).any()), "kspace is all zero: nothing was measured")
     return t
@@ -122,28 +122,27 @@ def _given_maps(sens, shape) -> torch.Tensor:
 
 
 def _sensitivities(sens, options: dict, y: torch.Tensor, mask: torch.Tensor, device) -> tuple[torch.Tensor, dict]:
-    """Maps (S, C, H, W) complex64 on the CPU and ``info["sens"]``."""
+    """Maps (S, C, H, W) complex64 on ``y``'s device and ``info["sens"]``."""
     from mrirecon.physics.coils import SENS_METHODS, calibrate
 
     S = y.shape[0]
     if isinstance(sens, str) and sens in SENS_METHODS:
-        dev = None if device is None or torch.device(device).type == "cpu" else device
         if mask.shape[0] == 1:
-            cal = calibrate(y, mask[0], sens, device=dev, **options)
-            maps, info = cal.maps.cpu(), cal.as_info()
+            cal = calibrate(y, mask[0], sens, device=y.device, **options)
+            maps, info = cal.maps, cal.as_info()
         else:  # per-slice masks: calibrate each slice on its own mask
-            cals = [calibrate(y[s : s + 1], mask[s], sens, device=dev, **options) for s in range(S)]
-            maps, info = torch.cat([c.maps.cpu() for c in cals]), cals[0].as_info()
+            cals = [calibrate(y[s : s + 1], mask[s], sens, device=y.device, **options) for s in range(S)]
+            maps, info = torch.cat([c.maps for c in cals]), cals[0].as_info()
             info["per_slice_methods"] = [c.method for c in cals]
-        return maps.to(torch.complex64), info
+        return maps.to(y.device, torch.complex64), info
     require(not options, f"sens_options apply to estimated maps, not to given ones ({', '.join(options)})")
     label = str(sens) if isinstance(sens, (str, os.PathLike)) else "given"
-    return _given_maps(sens, tuple(y.shape)), {"method": "given", "source": label}
+    return _given_maps(sens, tuple(y.shape)).to(y.device), {"method": "given", "source": label}
 
 
 @dataclass
 class Prepared:
-    """The output of stage 1 (everything on the CPU, complex64)."""
+    """The output of stage 1: everything on the reconstruction's device, from here to the result."""
 
     y: torch.Tensor  # (S, C, H, W)
     mask: torch.Tensor  # (S or 1, H, W)
@@ -153,9 +152,11 @@ class Prepared:
 
 
 def prepare(kspace, mask, sens, sens_options, settings: ReconSettings, device) -> Prepared:
+    """Checked inputs, ``y``, mask and maps on ``device`` (the data move there once, after the checks)."""
     k = _as_kspace(kspace)
     S, C, H, W = k.shape
     m = _as_mask(mask, (S, C, H, W))
+    k, m = k.to(device), m.to(device)
     y = k * m[:, None]
     require(bool((y != 0).any()), "the mask keeps none of the non-zero k-space samples (mask and kspace do not overlap)")
     given = None
@@ -171,13 +172,14 @@ def prepare(kspace, mask, sens, sens_options, settings: ReconSettings, device) -
     sens_seconds = time.perf_counter() - tic
     info: dict[str, Any] = {
         "acceleration": float(H * W / m.sum(dim=(1, 2)).mean()),
+        "device": str(k.device),
         "shape": [S, C, H, W],
         "sens": sens_info,
         "timings": {"sens": sens_seconds},
         "warnings": [],
     }
     if _looks_oversampled(y):
-        _warn(info, f"kspace ({H} readout x {W} phase-encode samples) looks 2x oversampled along the readout (the "
+        note_warning(info, f"kspace ({H} readout x {W} phase-encode samples) looks 2x oversampled along the readout (the "
                     "outer quarter of the image rows holds no signal) and is used as it is, so the prior sees anatomy at "
                     "half its scale: crop it with mrirecon.data.crop_readout, or rewrite the file with "
                     "`mrirecon convert FILE.npy -o OUT.h5 --readout-oversampling 2` (the commands crop by the "
@@ -197,7 +199,8 @@ def _looks_oversampled(y: torch.Tensor) -> bool:
     return outer < 0.01 * float(energy.sum())
 
 
-def _warn(info: dict, message: str) -> None:
+def note_warning(info: dict, message: str) -> None:
+    """Warn and keep the message in ``info["warnings"]`` (results carry what was doubtful about them)."""
     info["warnings"].append(message)
     warnings.warn(message, stacklevel=3)
 
@@ -211,5 +214,5 @@ def check_pixel_size(prior, pixel_size_mm, info: dict) -> None:
     info["pixel_size_mm"] = p
     if p < lo / PIXEL_SIZE_TOLERANCE or p > hi * PIXEL_SIZE_TOLERANCE:
         span = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
-        _warn(info, f"the scan's pixels are {p:.2f} mm but the prior was trained at {span} mm: it sees anatomy at "
+        note_warning(info, f"the scan's pixels are {p:.2f} mm but the prior was trained at {span} mm: it sees anatomy at "
                     "another scale and helps less (data consistency still holds)")  # fmt: skip
