@@ -126,6 +126,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=64, help="training probe batch size (GPU)")
     p.add_argument("--data", default=None, help="train.npz of the bundled priors' data stage")
     p.add_argument("--heldout", default=None, help="held-out volumes (.npz) of the quality study (bench_recon --curve)")
+    p.add_argument("--skip", default="", help="comma-separated steps to leave out (e.g. bench_prior,bench_recon)")
     p.add_argument("--budget", type=float, default=540.0, help="seconds for the whole run (the device's limit is 600)")
     p.add_argument("--work", default="/tmp/mrirecon_device_work", help="scratch folder (not returned)")
     args = p.parse_args(argv)
@@ -152,9 +153,9 @@ def main(argv=None) -> int:
         ("bench_quality", [py, "benchmarks/bench_recon.py", "--curve", "--pipelined", "--out", str(tmp / "bench_quality.json")]
          + (["--device", "cpu", "--priors", "default,default-unet", "--volumes", "1", "--slices", "2", "--size", "32",
              "--configs", "2", "--step-divisor", "50"] if d
-            else ["--device", "cuda", "--volumes", "2", "--slices", "4", "--time-limit", "170"] + held), 240),
+            else ["--device", "cuda", "--volumes", "2", "--slices", "4", "--time-limit", "190"] + held), 260),
         ("bench_physics", [py, "benchmarks/bench_physics.py", "--out", str(tmp / "bench_physics.json")]
-         + (["--quick", "--size", "64", "--coils", "4"] if d else ["--slices", "16", "--espirit-slices", "2", "--repeats", "1", "--l1-slices", "2"]), 70),
+         + (["--quick", "--size", "64", "--coils", "4"] if d else ["--slices", "8", "--coils", "8", "--espirit-slices", "1", "--repeats", "1", "--l1-slices", "2"]), 90),
         ("bench_recon", [py, "benchmarks/bench_recon.py", "--out", str(tmp / "bench_recon.json")]
          + (["--device", "cpu", "--steps", "1", "--slices", "1", "--samples", "2", "--quick"] if d
             else ["--device", "cuda", "--steps", "10", "--slices", "4", "--samples", "4"]), 60),
@@ -169,6 +170,8 @@ def main(argv=None) -> int:
     deadline = time.perf_counter() + args.budget
     with open(out / "device_run.log", "w") as log:
         for name, cmd, timeout in plan:
+            if name in args.skip.split(","):
+                continue
             left = deadline - time.perf_counter() - 45  # keep time for the training probe
             if left < 20:
                 result["steps"].append({"name": name, "rc": 125, "seconds": 0.0, "note": "no time left"})

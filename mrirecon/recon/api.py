@@ -345,7 +345,7 @@ def _classical(name: str, prep: Prepared, settings: ReconSettings, device) -> to
     if prep.maps.ndim == 5:  # one image per set of maps: their root-sum-of-squares, as BART's `rss`
         image = torch.linalg.vector_norm(image, dim=1)
         info["map_sets"] = int(prep.maps.shape[1])
-    return (image.to(torch.complex64).cpu() * peak).to(torch.complex64)
+    return (image * peak).to(torch.complex64)  # on the device; _out moves it where the input was
 
 
 def _diffusion_prior(prior, device, precision) -> tuple[Any, str]:
