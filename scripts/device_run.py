@@ -153,7 +153,7 @@ def main(argv=None) -> int:
         ("bench_quality", [py, "benchmarks/bench_recon.py", "--curve", "--pipelined", "--out", str(tmp / "bench_quality.json")]
          + (["--device", "cpu", "--priors", "default,default-unet", "--volumes", "1", "--slices", "2", "--size", "32",
              "--configs", "2", "--step-divisor", "50"] if d
-            else ["--device", "cuda", "--volumes", "2", "--slices", "4", "--time-limit", "190"] + held), 260),
+            else ["--device", "cuda", "--volumes", "2", "--slices", "3", "--time-limit", "230"] + held), 300),
         ("bench_physics", [py, "benchmarks/bench_physics.py", "--out", str(tmp / "bench_physics.json")]
          + (["--quick", "--size", "64", "--coils", "4"] if d else ["--slices", "8", "--coils", "8", "--espirit-slices", "1", "--repeats", "1", "--l1-slices", "2"]), 90),
         ("bench_recon", [py, "benchmarks/bench_recon.py", "--out", str(tmp / "bench_recon.json")]
