@@ -222,27 +222,28 @@ CURVE = (
 )  # fmt: skip
 
 
-def heldout_scans(path: Path | None, volumes: int, slices: int, size: int, coils: int = 8):
+def heldout_scans(path: Path | None, volumes: int, slices: int, size: int, coils: int = 8, acceleration: float = 4.0,
+                  skip: int = 0):
     """(name, truth (S, H, W) complex, k-space (S, C, H, W), 4x equispaced fastMRI mask) of held-out volumes.
 
     ``path``: a ``.npz`` of complex volumes (``scripts/make_heldout.py``: subjects no prior was
     trained on); None: MNI-free analytic phantoms (the smoke run). Coils and noise are simulated
-    (8 coils, 30 dB), seeded by the volume's index.
+    (8 coils, 30 dB), seeded by the volume's index; ``acceleration`` of the fastMRI equispaced mask.
     """
     from mrirecon.data.simulate import phantom_volume, simulate_scan
     from mrirecon.physics.masks import make_mask
 
     if path is not None:
         with np.load(path) as z:
-            vols = [(k, z[k]) for k in sorted(z.files)[:volumes]]
+            vols = [(k, z[k]) for k in sorted(z.files)[skip : skip + volumes]]
     else:
-        vols = [(f"phantom_{i}", phantom_volume(slices, size, size, seed=i)) for i in range(volumes)]
+        vols = [(f"phantom_{i}", phantom_volume(slices, size, size, seed=i)) for i in range(skip, skip + volumes)]
     out = []
-    for i, (name, vol) in enumerate(vols):
+    for i, (name, vol) in enumerate(vols, start=skip):
         mid = vol.shape[0] // 2
         vol = vol[max(0, mid - slices // 2) : max(0, mid - slices // 2) + slices]
         sim = simulate_scan(vol, coils=coils, snr_db=30, oversample=1, seed=i)
-        mask = make_mask("equispaced", vol.shape[-2:], 4, seed=i).mask
+        mask = make_mask("equispaced", vol.shape[-2:], acceleration, seed=i).mask
         out.append((name, sim.image, sim.kspace, mask))
     return out
 
@@ -269,10 +270,13 @@ def curve(args, device: str) -> list[dict]:
     from mrirecon.recon import ReconSettings, reconstruct
 
     console = Console(stderr=True)
-    scans = heldout_scans(args.heldout, args.volumes, args.slices, args.size)
+    scans = heldout_scans(args.heldout, args.volumes, args.slices, args.size, acceleration=args.acceleration, skip=args.skip_volumes)
     maps = study_maps(scans, device)
     priors = {spec: load_prior(spec, device=device) for spec in args.priors}
     plan = CURVE[: args.configs] if args.configs else CURVE
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(",")]
+        plan = [c for c in plan if f"{c[0]}@{c[1]}" in wanted]
     rows, t0 = [], time.perf_counter()
     for label, steps, over in plan:  # config-major: a time limit cuts both priors alike
         for spec, prior in priors.items():
@@ -291,6 +295,8 @@ def curve(args, device: str) -> list[dict]:
                              psnr_std=float(np.std(psnrs, ddof=1)) if len(psnrs) > 1 else 0.0, n=len(psnrs),
                              seconds=seconds, volumes=len(scans)))  # fmt: skip
             console.print(f"  {spec} {label} @{settings.steps}: {rows[-1]['psnr']:.2f} ± {rows[-1]['psnr_std']:.2f} dB ({seconds:.1f} s)")
+            if args.out:  # after every row: a run stopped at a time limit keeps what it measured
+                args.out.write_text(json.dumps({"curve": rows, "partial": True}, indent=2) + "\n")
     return rows
 
 
@@ -302,7 +308,7 @@ def pipelined(args, device: str) -> list[dict]:
     from mrirecon.recon import ReconSettings, reconstruct
 
     console = Console(stderr=True)
-    scans = heldout_scans(args.heldout, args.volumes, args.slices, args.size)
+    scans = heldout_scans(args.heldout, args.volumes, args.slices, args.size, acceleration=args.acceleration, skip=args.skip_volumes)
     prior = load_prior(args.priors[0], device=device)
     steps = max(1, 100 // args.step_divisor)
     variants = [("sequential", None)] + [("pipelined", lag) for lag in sorted({max(1, steps // d) for d in (2, 4, 10)}, reverse=True)]
@@ -370,10 +376,13 @@ def main(argv=None) -> int:
     study.add_argument("--heldout", type=Path, default=None, help=".npz of held-out complex volumes (default: phantoms)")
     study.add_argument("--priors", default="anatomy,anatomy-unet", help="AID prior first, then the UNet prior")
     study.add_argument("--volumes", type=int, default=2)
+    study.add_argument("--skip-volumes", type=int, default=0, help="start at this held-out volume")
     study.add_argument("--size", type=int, default=128, help="phantom size without --heldout")
     study.add_argument("--seeds", type=int, default=2, help="chains per volume (posterior samples, one batch)")
     study.add_argument("--configs", type=int, default=0, help="only the first N of CURVE (0: all)")
     study.add_argument("--step-divisor", type=int, default=1, help="divide every step count (smoke runs)")
+    study.add_argument("--acceleration", type=float, default=4.0, help="of the equispaced mask")
+    study.add_argument("--only", default="", help="curve rows to run, as LABEL@STEPS (comma-separated)")
     study.add_argument("--time-limit", type=float, default=0.0, help="seconds; later curve rows are not run")
     args = p.parse_args(argv)
     if args.threads:
@@ -384,10 +393,11 @@ def main(argv=None) -> int:
         args.priors = [q for q in args.priors.split(",") if q]
         curve_rows = curve(args, device) if args.curve else []
         pipe_rows = pipelined(args, device) if args.pipelined else []
-        title = f"{args.heldout.name if args.heldout else 'phantoms'}, {args.volumes} volumes x {args.slices} slices, {args.seeds} chains, {device}"
+        title = (f"{args.heldout.name if args.heldout else 'phantoms'}, {args.volumes} volumes x {args.slices} slices, "
+                 f"equispaced {args.acceleration:g}x, {args.seeds} chains, {device}")
         print_study(curve_rows, pipe_rows, title)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"title": title, "curve": curve_rows, "pipelined": pipe_rows,
+        args.out.write_text(json.dumps({"title": title, "curve": curve_rows, "pipelined": pipe_rows, "args": vars(args) | {"heldout": str(args.heldout), "out": str(args.out)},
                                         "gpu": torch.cuda.get_device_name(0) if cuda else None}, indent=2) + "\n")  # fmt: skip
         Console(stderr=True).print(f"wrote {args.out}")
         return 0

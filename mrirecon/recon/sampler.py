@@ -210,7 +210,9 @@ class PosteriorSampler:
         self.schedule = StepSchedule.from_alphas_cumprod(table, prior.schedule.respace(steps, spacing) if timesteps is None else timesteps)
         self.rule = update if isinstance(update, UpdateRule) else make_update(update, eta, temperature)
         self.slice_schedule = slice_schedule if prior.sequential else "sequential"  # UNet: all slices batched anyway
-        self.lag = (default_lag(len(self.schedule)) if lag is None else int(lag)) if self.slice_schedule == "pipelined" else None
+        # a lag beyond the chain's length only leaves ticks with no slice in flight: the sequential sampler
+        lag = default_lag(len(self.schedule)) if lag is None else min(int(lag), len(self.schedule))
+        self.lag = lag if self.slice_schedule == "pipelined" else None
         self.dc, self.attention, self.batch_size = dc, attention, batch_size
         self.precision = self.prior.precision
         self.progress, self.callback = bool(progress), callback
@@ -407,11 +409,12 @@ class PosteriorSampler:
         if support is not None:  # (S, H', W'): the estimate is kept at zero where the maps vanish
             keep = support.to(dev, torch.float32)
             keep = crop.adjoint(keep) if crop is not None else keep
-        finished = first
+        finished, tic = first, time.perf_counter()
         ticks = T + (S - 1 - first) * self.lag if S > first else 0
+        whole = op.select(slice(first, S), sample_axis=True)
+        rhs = (whole @ crop if crop is not None else whole).adjoint(y[first:S, None])  # Aᴴy of every slice, once
         with StepProgress(self.progress, (S - first) * T, f"{self.label}, pipelined (lag {self.lag})") as bar:
-            for tau in range(ticks):
-                tic = time.perf_counter()
+            for tau in range(ticks):  # no device synchronisation per tick: the host queues ahead
                 s = first + tau // self.lag
                 if tau % self.lag == 0 and s < S:  # this slice's turn to start
                     g = slice_generator(seed, s, dev)
@@ -424,7 +427,8 @@ class PosteriorSampler:
                                   for s in active])  # fmt: skip  (k, n, H', W')
                 a = op.select(slice(active[0], active[-1] + 1), sample_axis=True)
                 a = a @ crop if crop is not None else a
-                z = DataConsistency(a, y[active[0] : active[-1] + 1, None], self.dc_steps, self.dc_step_size, self.dc)(x0)
+                b = rhs[active[0] - first : active[-1] + 1 - first]
+                z = data_consistency(x0, a.normal, b, self.dc_steps, self.dc_step_size, self.dc)
                 if keep is not None:
                     z = z * keep[active[0] : active[-1] + 1, None]
                 zc = z if crop is None else crop(z)
@@ -443,9 +447,6 @@ class PosteriorSampler:
                         del state[s]
                     bar.advance()
                 self.network_images += len(active) * n
-                if dev.type == "cuda":
-                    torch.cuda.synchronize(dev)
-                self.slice_seconds.append(time.perf_counter() - tic)
                 stop = finished
                 while stop < S and _is_final(stop, tau, first, self.lag, T):  # slices finish in order
                     stop += 1
@@ -453,8 +454,10 @@ class PosteriorSampler:
                     finished = stop
                     if on_slices is not None:
                         on_slices(out, finished)
-        per_slice = sum(self.slice_seconds) / max(S - first, 1)
-        self.slice_seconds = [per_slice] * (S - first)  # ticks overlap slices: the mean is what is known
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        per_slice = (time.perf_counter() - tic) / max(S - first, 1)
+        self.slice_seconds.extend([per_slice] * (S - first))  # ticks overlap slices: the mean is what is known
 
     def _pipelined_epsilon(self, active, state, steps, frames, lowest, L) -> dict:
         """ε̂ of every active slice: one network call per group of slices whose windows are filled alike.
