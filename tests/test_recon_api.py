@@ -446,3 +446,19 @@ def test_settings_object_and_keywords_agree():
     b = reconstruct(sim.kspace, mask, method="sense", sens=sim.maps, lam=0.05, progress=False)
     np.testing.assert_array_equal(a.image, b.image)
     assert a.info["lam"] == 0.05
+
+
+def test_sweep_prepares_once_and_equals_one_call_per_lambda():
+    from mrirecon.recon import reconstruct_sweep
+
+    sim = simulate_scan(phantom_volume(2, 32, 32, seed=2), coils=4, snr_db=30, oversample=1, seed=2)
+    mask = make_mask("equispaced", (32, 32), 3, seed=0, acs_lines=8).mask
+    lams = (1e-3, 1e-2)
+    swept = reconstruct_sweep(sim.kspace, mask, "l1-wavelet", lams, sens="direct")
+    for lam, res in zip(lams, swept):
+        one = reconstruct(sim.kspace, mask, method="l1-wavelet", sens="direct", lam=lam, progress=False)
+        np.testing.assert_array_equal(res.image, one.image)
+        assert res.info["lam"] == lam and res.info["lam_source"] == "given"
+    assert swept[0].maps is swept[1].maps
+    with pytest.raises(MrireconError, match="sweeps 'sense' or 'l1-wavelet'"):
+        reconstruct_sweep(sim.kspace, mask, "zero-filled", lams)

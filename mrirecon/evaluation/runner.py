@@ -373,7 +373,7 @@ class _Runner:
 
             try:
                 mask = scan.retrospective_mask(item.mask, item.acceleration, self.config.settings.seed, self.config.center_fraction)
-                cal = calibrate(scan.kspace * mask.mask, mask.mask, self.config.sens)
+                cal = calibrate(scan.kspace * mask.mask, mask.mask, self.config.sens, device=self.device)  # once per cell
                 self._cell = {key: (mask, cal)}  # one setting at a time: bounded memory
             except MrireconError as e:
                 self._cell = {key: e}
@@ -423,11 +423,11 @@ class _Runner:
         """(λ, PSNR, result) of the λ of :data:`LAMBDA_SWEEP` with the best PSNR on ``scan``'s reference."""
         from mrirecon.metrics import evaluate
         from mrirecon.physics.fft import center_crop
-        from mrirecon.recon import reconstruct
+        from mrirecon.recon import reconstruct_sweep
 
         best = None
-        for lam in LAMBDA_SWEEP[method]:
-            res = reconstruct(scan.kspace, mask, method=method, lam=lam, progress=False, **base)
+        kw = {k: v for k, v in base.items() if k in ("sens", "settings", "device")}  # one preparation for all λ
+        for lam, res in zip(LAMBDA_SWEEP[method], reconstruct_sweep(scan.kspace, mask, method, LAMBDA_SWEEP[method], **kw)):
             score = evaluate(scan.reference, center_crop(res.image, scan.reference.shape[-2:]),
                              normalize=self.config.normalize, data_range=scan.reference_max).psnr  # fmt: skip
             if best is None or score > best[1]:

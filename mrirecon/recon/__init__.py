@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "ReconResult": "api", "reconstruct": "api", "reconstruct_file": "api",
+    "ReconResult": "api", "reconstruct": "api", "reconstruct_file": "api", "reconstruct_sweep": "api",
     "generate_sequence": "generate",
     "CLASSICAL_METHODS": "methods", "method_label": "methods",
     "DataConsistency": "sampler", "PosteriorSampler": "sampler",

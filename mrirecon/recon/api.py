@@ -32,6 +32,7 @@ the data carry phase that such a prior cannot model.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable
@@ -48,7 +49,7 @@ from mrirecon.recon.methods import CLASSICAL_METHODS
 from mrirecon.recon.prepare import Prepared, check_pixel_size, note_warning, prepare
 from mrirecon.recon.settings import DEFAULTS, ReconSettings
 
-__all__ = ["CLASSICAL_METHODS", "ReconResult", "ReconSettings", "reconstruct", "reconstruct_file"]
+__all__ = ["CLASSICAL_METHODS", "ReconResult", "ReconSettings", "reconstruct", "reconstruct_file", "reconstruct_sweep"]
 
 @dataclass
 class ReconResult:
@@ -286,6 +287,46 @@ def reconstruct(
     check_pixel_size(prior_obj, pixel_size_mm, prep.info)
     samples = _sample(prior_obj, prior_name, prep, settings, twin, callback, progress, checkpoint)
     return _summarise(samples, prep, settings, return_samples, like_numpy, out_device, t_start)
+
+
+def reconstruct_sweep(kspace, mask, method: str, lams, *, sens="auto", sens_options: dict | None = None,
+                      settings: ReconSettings | None = None, device: str | None = None) -> list[ReconResult]:
+    """A classical method at each λ of ``lams``, the data prepared once (checks, device, coil maps).
+
+    What an oracle λ sweep (``mrirecon evaluate --methods l1-wavelet-tuned``) and a λ study need:
+    :func:`reconstruct` per λ would re-check the data and re-estimate the maps every time.
+
+    Parameters
+    ----------
+    kspace, mask, sens, sens_options, device
+        As :func:`reconstruct`.
+    method : {"sense", "l1-wavelet"}
+    lams : sequence of float
+        λ values (relative, as ``reconstruct``'s ``lam``).
+    settings : ReconSettings, optional
+        Other options (``iters``); its ``lam`` is replaced by each of ``lams``.
+
+    Returns
+    -------
+    list of ReconResult, one per λ, in order (each with its own ``info``; the maps are shared).
+    """
+    from mrirecon.devices import resolve_device
+
+    require(method in ("sense", "l1-wavelet"), f"reconstruct_sweep sweeps 'sense' or 'l1-wavelet', got {method!r}")
+    lams = [float(v) for v in lams]
+    require(lams and all(v > 0 for v in lams), f"lams must be numbers > 0, got {lams!r}")
+    settings = settings or ReconSettings()
+    like_numpy = isinstance(kspace, np.ndarray)
+    out_device = kspace.device if isinstance(kspace, torch.Tensor) else torch.device("cpu")
+    device = str(resolve_device(device or "auto"))
+    prep = prepare(kspace, mask, sens, sens_options, settings, device)
+    maps = _out(prep.maps, like_numpy, out_device)
+    results = []
+    for lam in lams:
+        one = replace(prep, info=copy.deepcopy(prep.info))
+        image = _classical(method, one, replace(settings, lam=lam), device)
+        results.append(ReconResult(image=_out(image, like_numpy, out_device), info=one.info, maps=maps))
+    return results
 
 
 def _method(method, prior) -> tuple[str | None, Any]:

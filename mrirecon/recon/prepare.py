@@ -102,7 +102,7 @@ def _given_maps(sens, shape) -> torch.Tensor:
         f"sens must be a method ('auto', 'espirit', 'direct', ...), a maps file or an array (slices, coils, kx, ky), "
         f"got {type(sens).__name__}",
     )
-    maps = sens.detach().cpu() if isinstance(sens, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(sens))
+    maps = sens.detach() if isinstance(sens, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(sens))
     if maps.ndim == 3:
         maps = maps[None]
     require(
