@@ -210,7 +210,7 @@ MAPS_OPTION = typer.Option(
     help="Sets of ESPIRiT maps: 2 = soft-SENSE for an object larger than the field of view (classical methods; "
          "the priors use the first set).",
 )  # fmt: skip
-THRESHOLD_OPTION = typer.Option(0.02, "--threshold", help="ESPIRiT singular-value threshold (relative).")
+THRESHOLD_OPTION = typer.Option(None, "--threshold", help="ESPIRiT singular-value threshold, relative (default 0.02).")
 
 # Defaults of the reconstruction options come from ReconSettings (written once, there).
 STEPS_OPTION = typer.Option(DEFAULTS.steps, "--steps", help="Diffusion steps (network calls) per slice.")
@@ -244,9 +244,11 @@ LAM_OPTION = typer.Option(
 ITERS_OPTION = typer.Option(None, "--iters", help="sense / l1-wavelet iterations (default 50 / 100).")
 
 
-def sens_options(calib: str | None, kernel: str | None, threshold: float, crop: float | None, maps: int = 1) -> dict[str, Any]:
-    """The coil-map estimator options the user set, for :func:`mrirecon.recon.reconstruct`."""
-    out: dict[str, Any] = {"threshold": threshold}
+def sens_options(calib: str | None, kernel: str | None, threshold: float | None, crop: float | None, maps: int = 1) -> dict[str, Any]:
+    """The coil-map estimator options the user set, for :func:`mrirecon.recon.reconstruct` (the rest: its defaults)."""
+    out: dict[str, Any] = {}
+    if threshold is not None:
+        out["threshold"] = threshold
     if crop is not None:
         out["crop"] = crop
     if maps != 1:

@@ -107,12 +107,18 @@ def _top_eigenvectors(M: torch.Tensor, iters: int, squarings: int = 5) -> tuple[
     return v, lam
 
 
+#: ESPIRiT's defaults (as BART's ``ecalib`` and SigPy's): singular values kept above this
+#: fraction of the largest, and the eigenvalue crop of the maps' support (one set of maps).
+THRESHOLD = 0.02
+CROP = 0.95
+
+
 def espirit(
     kspace: torch.Tensor,
     calib: tuple[int, int],
     kernel: tuple[int, int],
-    threshold: float = 0.02,
-    crop: float = 0.95,
+    threshold: float = THRESHOLD,
+    crop: float = CROP,
     iters: int = 6,
     squarings: int = 5,
     block: int = 8192,

@@ -15,6 +15,12 @@ K conjugate-gradient (or, as the reference, gradient) iterations on ``½‖A_s x
 * **single-image** priors (plain UNet, the reference's "Guide"): slices are independent, so
   all slices and samples run in one batch (``batch_size`` caps it).
 
+The **pipelined** schedule (``slice_schedule="pipelined"``, opt-in) runs a sequential prior's
+slices as a wavefront: slice s+1 starts ``lag`` steps after slice s and is conditioned on slice
+s's current data-consistent estimate until s is done; the slices in flight share one network
+call per step, so S slices of T steps take about T + (S−1)·lag calls instead of S·T. Each slice
+keeps its own random stream, so ``lag >= steps`` reproduces the sequential sampler exactly.
+
 Window semantics (``attention``), for the window position ``p`` that holds slice ``s-1``:
 ``"reference"``: the conditioning feature comes from window frame ``p`` alone, the official
 sampling semantics (the reference's ``scripts/fastmri_recon.py``); ``"full"``: the causal prefix ``0..p``, what the
