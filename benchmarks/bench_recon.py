@@ -16,8 +16,17 @@ call; the network call itself is the same ``Prior.predict_next``, so the compari
 the sampling loop). Timings exclude coil-map estimation (maps are given) and follow one
 warm-up run.
 
+The **quality study** (``--curve``, ``--pipelined``) instead reconstructs held-out volumes
+(``--heldout``, from ``scripts/make_heldout.py``; analytic phantoms without it) with both
+anatomy priors: PSNR per posterior chain against network calls per slice for the sampler
+settings of :data:`CURVE`, and the pipelined slice schedule against the sequential one
+(slices/s, network calls, PSNR). Each chain of a volume is a seed's worth; rows are written as
+they come, and ``--time-limit`` cuts the list in its order.
+
 Usage::
 
+    python benchmarks/bench_recon.py --curve --pipelined --heldout build/v3/data/heldout.npz --device cuda
+    python benchmarks/bench_recon.py --curve --only "default@100,quad spacing@100" --acceleration 8
     python benchmarks/bench_recon.py                      # default prior on CPU
     python benchmarks/bench_recon.py --device cuda        # + official 320 on the GPU
     python benchmarks/bench_recon.py --full --steps 4     # official 320 on the CPU too (slow)

@@ -1,6 +1,6 @@
 """One prepared GPU run: CUDA tests, GPU benchmarks and a training probe, results under one folder.
 
-    bash scripts/device_run.sh --out $OUT                       # on a CUDA machine (<= 8 minutes)
+    bash scripts/device_run.sh --out $OUT --heldout build/v3/data/heldout.npz   # on a CUDA machine (--budget s)
     bash scripts/device_run.sh --out $OUT --train-minutes 5     # + 5 minutes of training per prior
     bash scripts/device_run.sh --dry-run --out /tmp/x           # the same steps on the CPU, tiny sizes
 
