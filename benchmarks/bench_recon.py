@@ -264,6 +264,11 @@ def study_maps(scans, device: str) -> dict:
     return {name: reconstruct(k, m, method="zero-filled", progress=False, device=device).maps for name, _, k, m in scans}
 
 
+def _stats(psnrs: list[float]) -> dict:
+    """Mean, sample standard deviation and count of per-chain PSNRs."""
+    return dict(psnr=float(np.mean(psnrs)), psnr_std=float(np.std(psnrs, ddof=1)) if len(psnrs) > 1 else 0.0, n=len(psnrs))
+
+
 def _sample_psnrs(truth, samples) -> list[float]:
     """PSNR of each posterior sample (one chain each: a seed's worth) against the truth, fastMRI conventions."""
     from mrirecon.metrics import evaluate
@@ -300,9 +305,8 @@ def curve(args, device: str) -> list[dict]:
                 psnrs += _sample_psnrs(truth, res.samples)
             sync(device)
             seconds = time.perf_counter() - tic
-            rows.append(dict(prior=spec, config=label, nfe=settings.steps, status="ok", psnr=float(np.mean(psnrs)),
-                             psnr_std=float(np.std(psnrs, ddof=1)) if len(psnrs) > 1 else 0.0, n=len(psnrs),
-                             seconds=seconds, volumes=len(scans)))  # fmt: skip
+            rows.append(dict(prior=spec, config=label, nfe=settings.steps, status="ok", **_stats(psnrs), seconds=seconds,
+                             volumes=len(scans)))  # fmt: skip
             console.print(f"  {spec} {label} @{settings.steps}: {rows[-1]['psnr']:.2f} ± {rows[-1]['psnr_std']:.2f} dB ({seconds:.1f} s)")
             if args.out:  # after every row: a run stopped at a time limit keeps what it measured
                 args.out.write_text(json.dumps({"curve": rows, "partial": True}, indent=2) + "\n")
@@ -335,9 +339,7 @@ def pipelined(args, device: str) -> list[dict]:
             slices += kspace.shape[0]
             psnrs += _sample_psnrs(truth, res.samples)
         rows.append(dict(prior=args.priors[0], schedule=schedule, lag=lag, steps=steps, device=device,
-                         slices_per_s=slices / seconds, network_calls=calls, slices=slices,
-                         psnr=float(np.mean(psnrs)), psnr_std=float(np.std(psnrs, ddof=1)) if len(psnrs) > 1 else 0.0,
-                         n=len(psnrs)))  # fmt: skip
+                         slices_per_s=slices / seconds, network_calls=calls, slices=slices, **_stats(psnrs)))  # fmt: skip
         console.print(f"  {schedule} lag {lag}: {rows[-1]['slices_per_s']:.2f} slices/s, {calls} calls, {rows[-1]['psnr']:.2f} dB")
     return rows
 

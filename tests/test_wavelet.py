@@ -68,6 +68,9 @@ def test_bad_wavelet_names_are_one_line_errors():
         Wavelet2D((32, 32), "no-such-wavelet")
     with pytest.raises(MrireconError, match="not orthogonal"):
         Wavelet2D((32, 32), "bior2.2")
+    for shape in ((0, 5), (-3, 4), (32,)):
+        with pytest.raises(MrireconError, match="shape must be"):
+            Wavelet2D(shape)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

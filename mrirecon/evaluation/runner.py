@@ -408,7 +408,7 @@ class _Runner:
             from mrirecon.physics.coils import calibrate
 
             tune = prepare_scan(scan.path, [other])
-            tmaps = calibrate(tune.kspace * mask.mask, mask.mask, self.config.sens).maps
+            tmaps = calibrate(tune.kspace * mask.mask, mask.mask, self.config.sens, device=self.device).maps
             lam, score, _ = self._sweep(tune, mask, method, {**base, "sens": tmaps})
             res = reconstruct(scan.kspace, mask, method=method, lam=lam, progress=False, **base)
             return res.image, res.info, f"lam {lam:.3g}: best of {len(LAMBDA_SWEEP[method])} on slice {other} ({score:.2f} dB)"

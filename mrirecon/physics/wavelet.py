@@ -24,9 +24,10 @@ transform).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from mrirecon.errors import MrireconError
+from mrirecon.errors import MrireconError, require
 
 __all__ = ["MAX_LEVELS", "Wavelet2D"]
 
@@ -62,6 +63,10 @@ class Wavelet2D:
             raise MrireconError(f"wavelet {wavelet!r}: {e}") from None
         if not w.orthogonal:
             raise MrireconError(f"wavelet {wavelet!r} is not orthogonal; use e.g. 'db4', 'sym8' or 'haar'")
+        require(
+            len(tuple(shape)) == 2 and all(isinstance(n, (int, np.integer)) and n >= 1 for n in shape),
+            f"wavelet: shape must be (H, W) with positive integers, got {tuple(shape)!r}",
+        )
         H, W = (int(n) for n in shape)
         most = min(MAX_LEVELS, pywt.dwt_max_level(min(H, W), w.dec_len))
         self.levels = max(1, most if levels is None else min(int(levels), most))
@@ -82,7 +87,7 @@ class Wavelet2D:
         self._cache: dict = {}
 
     # -- one level along the second-last axis, as shifted multiply-adds -----------------------------
-    # (on the CPU these run 3-5x faster than oneDNN's single-channel strided convolutions, and
+    # (on the CPU these ran 2-3.5x faster than oneDNN's single-channel strided convolutions, and
     # batched over slices they are large enough for the GPU)
 
     def _index(self, n: int, start: int, length: int, device) -> torch.Tensor:
@@ -139,10 +144,10 @@ class Wavelet2D:
         return blocks
 
     def _reconstruct(self, blocks: list[torch.Tensor]) -> torch.Tensor:
+        """Image from :meth:`_decompose`'s blocks; writes each coarser result into the next block's approximation."""
         a = None
         for block in blocks[::-1]:
             if a is not None:
-                block = block.clone()
                 block[0, 0] = a
             a = self._synthesis(block)
         return a[..., : self.shape[0], : self.shape[1]]

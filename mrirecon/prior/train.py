@@ -448,6 +448,7 @@ def train(
     schedule = DiffusionSchedule.from_config(cfg)
     learn_sigma = cfg.learn_sigma
     use_amp = settings.amp == "bf16" or (settings.amp == "auto" and dev.type == "cuda")
+    cudnn_sdp = torch.backends.cuda.cudnn_sdp_enabled()  # a process-wide flag: restored when training ends
     if dev.type == "cuda":
         # cuDNN's fused attention failed its backward pass here ("mha_graph.execute ... is_good()",
         # torch 2.11, H200, bf16); flash / memory-efficient attention compute the same thing
@@ -548,6 +549,7 @@ def train(
             save()
     finally:
         bar.__exit__(None, None, None)
+        torch.backends.cuda.enable_cudnn_sdp(cudnn_sdp)
     elapsed = elapsed0 + time.perf_counter() - t_start
     return TrainResult(
         out_dir=out,

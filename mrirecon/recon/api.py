@@ -400,7 +400,7 @@ def _diffusion_prior(prior, device, precision) -> tuple[Any, str]:
         return p.at_precision(precision or "fp32"), str(prior)
     require(
         hasattr(prior, "epsilon") and hasattr(prior, "schedule"),
-        f"prior must be a registry name, a load_prior() result or one of {CLASSICAL_METHODS}, "
+        f"prior must be a registry name, a weights file or a load_prior() result (classical methods: method=), "
         f"got {type(prior).__name__}",
     )
     if device is not None and device != "auto":

@@ -415,7 +415,7 @@ class PosteriorSampler:
         if support is not None:  # (S, H', W'): the estimate is kept at zero where the maps vanish
             keep = support.to(dev, torch.float32)
             keep = crop.adjoint(keep) if crop is not None else keep
-        finished, tic = first, time.perf_counter()
+        tic = time.perf_counter()
         ticks = T + (S - 1 - first) * self.lag if S > first else 0
         whole = op.select(slice(first, S), sample_axis=True)
         rhs = (whole @ crop if crop is not None else whole).adjoint(y[first:S, None])  # Aᴴy of every slice, once
@@ -446,20 +446,15 @@ class PosteriorSampler:
                     noise = torch.randn(draw, generator=st["gen"], device=dev) if self.rule.needs_noise(abar, abar_next) else None
                     st["x"] = self.rule(st["x"], eps[s], complex_to_channels(z[j]), abar, abar_next, noise)
                     frames[s] = to_net(zc[j])  # the estimate the next slices condition on
-                    if i == T - 1:  # done: the final image replaces the estimate
+                    if i == T - 1:  # done (slices finish in order): the final image replaces the estimate
                         final = channels_to_complex(st["x"])
                         out[:, s] = final if crop is None else crop(final)
                         frames[s] = to_net(out[:, s])
                         del state[s]
+                        if on_slices is not None:
+                            on_slices(out, s + 1)
                     bar.advance()
                 self.network_images += len(active) * n
-                stop = finished
-                while stop < S and _is_final(stop, tau, first, self.lag, T):  # slices finish in order
-                    stop += 1
-                if stop > finished:
-                    finished = stop
-                    if on_slices is not None:
-                        on_slices(out, finished)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         per_slice = (time.perf_counter() - tic) / max(S - first, 1)
@@ -491,8 +486,3 @@ class PosteriorSampler:
             for j, s in enumerate(members):
                 eps[s] = out[j * n : (j + 1) * n]
         return eps
-
-
-def _is_final(s: int, tau: int, first: int, lag: int, steps: int) -> bool:
-    """Whether slice ``s`` has run its last step by the end of tick ``tau``."""
-    return tau >= (s - first) * lag + steps - 1
